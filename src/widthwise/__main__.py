@@ -1,0 +1,5 @@
+import sys
+
+from widthwise.cli import main
+
+sys.exit(main())

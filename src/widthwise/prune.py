@@ -1,0 +1,297 @@
+"""Width pruning of GLU MLPs: score each intermediate neuron, keep the top k, slice gate/up/down.
+
+The method follows the paper's code (optipfair `mlp_glu.py`, ../shared/reference/paper/NOTES.md section 1):
+the same k in every layer, scores in fp32 from the gate and up rows only, kept indices ascending,
+config.intermediate_size = k. Width planning and selection are pure functions so they can be tested
+without a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+from widthwise.errors import WidthwiseError
+from widthwise.models import count_parameters, mlp_layers
+
+# ---------------------------------------------------------------------------------------------
+# Neuron importance: name -> (score function, which end to keep). Scores are [I] fp32 tensors.
+# ---------------------------------------------------------------------------------------------
+ScoreFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Method:
+    score: ScoreFn
+    keep: str  # "highest" or "lowest"
+    doc: str
+
+
+METHODS: dict[str, Method] = {}
+ALIASES = {"maw": "ppm"}  # the paper's v1 name for PPM
+
+
+def method(name: str, keep: str = "highest") -> Callable[[ScoreFn], ScoreFn]:
+    def register(fn: ScoreFn) -> ScoreFn:
+        METHODS[name] = Method(fn, keep, (fn.__doc__ or "").strip())
+        return fn
+
+    return register
+
+
+def _range(w: torch.Tensor) -> torch.Tensor:
+    return w.amax(dim=1) - w.amin(dim=1)
+
+
+@method("ppm")
+def ppm(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
+    """Peak-to-peak magnitude: (max - min) of the gate row plus (max - min) of the up row.
+
+    optipfair writes max + |min|, which equals max - min whenever a row holds both signs (always, for
+    trained weights); peak-to-peak is what the paper's v3 names and what we compute.
+    """
+    return _range(gate) + _range(up)
+
+
+@method("ppm-reverse", keep="lowest")
+def ppm_reverse(gate: torch.Tensor, up: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """PPM, keeping the lowest scores: an ablation control that should be clearly worse than ppm."""
+    return ppm(gate, up, g)
+
+
+@method("vow")
+def vow(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
+    """Variance of weights: var(gate row) + var(up row) (unbiased), as optipfair."""
+    return gate.var(dim=1) + up.var(dim=1)
+
+
+@method("pon")
+def pon(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
+    """Product of norms: L1(gate row) * L1(up row), as optipfair."""
+    return gate.abs().sum(dim=1) * up.abs().sum(dim=1)
+
+
+@method("l2")
+def l2(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
+    """L2 norm of the gate row plus L2 norm of the up row."""
+    return gate.norm(dim=1) + up.norm(dim=1)
+
+
+@method("random")
+def random_scores(gate: torch.Tensor, _: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Uniform random scores from the seeded generator: an ablation control."""
+    return torch.rand(gate.shape[0], generator=g, dtype=torch.float32)
+
+
+def canonical_method(name: str) -> str:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in METHODS:
+        raise WidthwiseError(f"unknown method {name!r}; known: {', '.join(sorted([*METHODS, *ALIASES]))}")
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# Width planning: pure functions of (I, H, request).
+# ---------------------------------------------------------------------------------------------
+def _exact(x: float | int | str | Fraction) -> Fraction:
+    # Fraction(repr(2.4)) is exactly 12/5, so ceil(2.4 * 2048) is 4916 and not a float accident.
+    return x if isinstance(x, Fraction) else Fraction(repr(x) if isinstance(x, float) else str(x))
+
+
+def width_from_pct(intermediate: int, pct: float) -> int:
+    """k = I - min(floor(p*I/100), I-1), exactly as the paper's code."""
+    p = float(pct)
+    if not math.isfinite(p) or not 0 <= p < 100:
+        raise WidthwiseError(f"--pct must be in [0, 100), got {pct}")
+    return intermediate - min(math.floor(_exact(pct) * intermediate / 100), intermediate - 1)
+
+
+def width_from_ratio(intermediate: int, hidden: int, ratio: float) -> int:
+    """k = ceil(R*H), for a target expansion ratio no larger than the current one."""
+    r = float(ratio)
+    if not math.isfinite(r) or r <= 0:
+        raise WidthwiseError(f"--ratio must be positive, got {ratio}")
+    exact = _exact(ratio)
+    if exact > Fraction(intermediate, hidden):
+        raise WidthwiseError(
+            f"--ratio {ratio} is above the model's current expansion ratio {intermediate / hidden:.4g} "
+            f"({intermediate}/{hidden}); pruning only narrows"
+        )
+    return math.ceil(exact * hidden)
+
+
+def align_width(k: int, align: int | None) -> int:
+    """Round k down to a multiple of align, never up and never below align."""
+    if align is None:
+        return k
+    if isinstance(align, bool) or not isinstance(align, int) or align <= 0:
+        raise WidthwiseError(f"--align must be a positive integer, got {align}")
+    if k < align:
+        raise WidthwiseError(f"--align {align} is larger than the planned width {k}; rounding down would give 0")
+    return (k // align) * align
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """What to prune: exactly one of pct, ratio, intermediate_size."""
+
+    method: str = "ppm"
+    pct: float | None = None
+    ratio: float | None = None
+    intermediate_size: int | None = None
+    align: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        given = [n for n in ("pct", "ratio", "intermediate_size") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise WidthwiseError("give exactly one of --pct, --ratio, --intermediate-size")
+        object.__setattr__(self, "method", canonical_method(self.method))
+
+    def width(self, intermediate: int, hidden: int) -> int:
+        if self.pct is not None:
+            k = width_from_pct(intermediate, self.pct)
+        elif self.ratio is not None:
+            k = width_from_ratio(intermediate, hidden, self.ratio)
+        else:
+            k = self.intermediate_size
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= intermediate:
+                raise WidthwiseError(f"--intermediate-size must be an integer in [1, {intermediate}], got {k}")
+        return align_width(k, self.align)
+
+    def label(self) -> str:
+        how = (
+            f"pct{self.pct:g}"
+            if self.pct is not None
+            else f"ratio{self.ratio:g}"
+            if self.ratio is not None
+            else f"k{self.intermediate_size}"
+        )
+        return f"{self.method}-{how}" + (f"-align{self.align}" if self.align else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection and slicing.
+# ---------------------------------------------------------------------------------------------
+def select_neurons(scores: torch.Tensor, k: int, keep: str = "highest") -> torch.Tensor:
+    """Indices of the k neurons to keep, ascending; ties go to the lower index.
+
+    A stable sort (rather than topk, whose tie order is unspecified) makes the choice reproducible.
+    """
+    if not 0 < k <= scores.numel():
+        raise WidthwiseError(f"cannot keep {k} of {scores.numel()} neurons")
+    order = torch.sort(scores, descending=(keep == "highest"), stable=True).indices
+    return torch.sort(order[:k]).values
+
+
+def _sliced(linear: torch.nn.Linear, idx: torch.Tensor, dim: int) -> torch.nn.Linear:
+    w = linear.weight.data.index_select(dim, idx.to(linear.weight.device))
+    out_f, in_f = w.shape
+    new = torch.nn.Linear(in_f, out_f, bias=linear.bias is not None, device=w.device, dtype=w.dtype)
+    new.weight.data.copy_(w)
+    if linear.bias is not None:
+        # gate/up biases follow their rows; down_proj's bias is per output feature and is kept whole.
+        b = linear.bias.data.index_select(0, idx.to(w.device)) if dim == 0 else linear.bias.data
+        new.bias.data.copy_(b)
+    return new
+
+
+def slice_mlp(mlp: torch.nn.Module, keep: torch.Tensor) -> None:
+    """Keep gate/up rows and down columns `keep`, in place."""
+    mlp.gate_proj = _sliced(mlp.gate_proj, keep, 0)
+    mlp.up_proj = _sliced(mlp.up_proj, keep, 0)
+    mlp.down_proj = _sliced(mlp.down_proj, keep, 1)
+    if hasattr(mlp, "intermediate_size"):
+        mlp.intermediate_size = keep.numel()
+
+
+def indices_sha256(idx: torch.Tensor) -> str:
+    return hashlib.sha256(idx.to(torch.int64).cpu().numpy().tobytes()).hexdigest()
+
+
+@dataclass
+class PruneReport:
+    method: str
+    pct: float | None
+    ratio: float | None
+    align: int | None
+    seed: int
+    hidden_size: int
+    intermediate_size_before: int
+    intermediate_size: int
+    expansion_ratio_before: float
+    expansion_ratio: float
+    params_before: int
+    params_after: int
+    kept_indices_sha256: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_finite(mlps: list[torch.nn.Module]) -> None:
+    for i, mlp in enumerate(mlps):
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            w = getattr(mlp, name).weight
+            if w.device.type != "meta" and not torch.isfinite(w).all():
+                raise WidthwiseError(f"layer {i} {name} holds NaN or Inf weights; refusing to prune")
+
+
+def plan(model: torch.nn.Module, spec: PruneSpec) -> list[torch.Tensor]:
+    """The kept indices of every layer, computed before anything is changed."""
+    mlps = mlp_layers(model)
+    sizes = {m.gate_proj.out_features for m in mlps}
+    if len(sizes) != 1:
+        raise WidthwiseError(f"layers have different intermediate sizes {sorted(sizes)}; not supported")
+    intermediate, hidden = sizes.pop(), model.config.hidden_size
+    k = spec.width(intermediate, hidden)
+    _check_finite(mlps)
+    m = METHODS[spec.method]
+    g = torch.Generator().manual_seed(spec.seed)
+    keep = []
+    for mlp in mlps:
+        with torch.no_grad():
+            scores = m.score(mlp.gate_proj.weight.float(), mlp.up_proj.weight.float(), g).cpu()
+        keep.append(select_neurons(scores, k, m.keep))
+    return keep
+
+
+def apply(model: torch.nn.Module, keep: list[torch.Tensor]) -> None:
+    """Slice every layer to its kept indices and record the new width in the config."""
+    mlps = mlp_layers(model)
+    if len(keep) != len(mlps) or len({k.numel() for k in keep}) != 1:
+        raise WidthwiseError("need one equally sized index set per layer")
+    for mlp, idx in zip(mlps, keep, strict=True):
+        slice_mlp(mlp, idx)
+    model.config.intermediate_size = keep[0].numel()
+
+
+def prune_model(model: torch.nn.Module, spec: PruneSpec) -> PruneReport:
+    """Prune `model` in place by `spec`; returns what was done, for widthwise.json and Results."""
+    hidden = model.config.hidden_size
+    before_i = model.config.intermediate_size
+    before_p = count_parameters(model)
+    keep = plan(model, spec)
+    apply(model, keep)
+    k = keep[0].numel()
+    return PruneReport(
+        method=spec.method,
+        pct=spec.pct,
+        ratio=spec.ratio,
+        align=spec.align,
+        seed=spec.seed,
+        hidden_size=hidden,
+        intermediate_size_before=before_i,
+        intermediate_size=k,
+        expansion_ratio_before=round(before_i / hidden, 6),
+        expansion_ratio=round(k / hidden, 6),
+        params_before=before_p,
+        params_after=count_parameters(model),
+        kept_indices_sha256=[indices_sha256(i) for i in keep],
+    )
