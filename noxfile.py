@@ -51,5 +51,12 @@ def lint(session: nox.Session) -> None:
 def prune(session: nox.Session) -> None:
     """The main job for now: PPM-prune the embedded default model by 40% into out/smollm2-ppm-pct40."""
     install_cpu(session)
-    args = session.posargs or ["smollm2-135m-instruct", "--pct", "40", "--out", "out/smollm2-ppm-pct40", "--force"]
+    args = session.posargs or [
+        "smollm2-135m-instruct",
+        "--pct",
+        "40",
+        "--out",
+        "out/smollm2-ppm-pct40",
+        "--force",
+    ]
     session.run("widthwise", "prune", *args, env=_env())

@@ -40,6 +40,9 @@ GLU_ARCHITECTURES: dict[str, str] = {
 }
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 @dataclass
 class Loaded:
     model: torch.nn.Module
@@ -79,8 +82,12 @@ def mlp_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     layers = model.get_submodule(GLU_ARCHITECTURES[arch])
     mlps = [layer.mlp for layer in layers]
     for i, mlp in enumerate(mlps):
-        if not all(isinstance(getattr(mlp, n, None), torch.nn.Linear) for n in ("gate_proj", "up_proj", "down_proj")):
-            raise WidthwiseError(f"{arch} layer {i}: MLP has no separate gate_proj/up_proj/down_proj Linear layers")
+        if not all(
+            isinstance(getattr(mlp, n, None), torch.nn.Linear) for n in ("gate_proj", "up_proj", "down_proj")
+        ):
+            raise WidthwiseError(
+                f"{arch} layer {i}: MLP has no separate gate_proj/up_proj/down_proj Linear layers"
+            )
     return mlps
 
 
@@ -197,12 +204,20 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(
             where, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
         )
-        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+        # A weights-only folder is still prunable; its output then has no tokenizer either.
+        has_tokenizer = not isinstance(where, Path) or any((where / f).exists() for f in _TOKENIZER_FILES)
+        tokenizer = (
+            AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+            if has_tokenizer
+            else None
+        )
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WidthwiseError(f"cannot load model {spec!r}: {first}") from None
     model.to(device).eval()
-    return Loaded(model=model, tokenizer=tokenizer, name=spec, path=str(where), weights_sha256=weights_sha256(model))
+    return Loaded(
+        model=model, tokenizer=tokenizer, name=spec, path=str(where), weights_sha256=weights_sha256(model)
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -220,7 +235,9 @@ def check_output_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, manifest: dict[str, Any], *, force: bool) -> Path:
+def save_model(
+    model: torch.nn.Module, tokenizer: Any, out: Path, manifest: dict[str, Any], *, force: bool
+) -> Path:
     """Save an ordinary HF folder plus widthwise.json, atomically: a temporary sibling, then a rename.
 
     A crash leaves either the old folder or the new one, never half of either.

@@ -133,7 +133,9 @@ def align_width(k: int, align: int | None) -> int:
     if isinstance(align, bool) or not isinstance(align, int) or align <= 0:
         raise WidthwiseError(f"--align must be a positive integer, got {align}")
     if k < align:
-        raise WidthwiseError(f"--align {align} is larger than the planned width {k}; rounding down would give 0")
+        raise WidthwiseError(
+            f"--align {align} is larger than the planned width {k}; rounding down would give 0"
+        )
     return (k // align) * align
 
 
@@ -153,6 +155,16 @@ class PruneSpec:
         if len(given) != 1:
             raise WidthwiseError("give exactly one of --pct, --ratio, --intermediate-size")
         object.__setattr__(self, "method", canonical_method(self.method))
+        # Checks that need no model run here, so bad input fails before anything is loaded.
+        if self.pct is not None:
+            width_from_pct(1, self.pct)
+        if self.ratio is not None and not (math.isfinite(float(self.ratio)) and float(self.ratio) > 0):
+            raise WidthwiseError(f"--ratio must be positive, got {self.ratio}")
+        k = self.intermediate_size
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k <= 0):
+            raise WidthwiseError(f"--intermediate-size must be a positive integer, got {k}")
+        if self.align is not None:
+            align_width(self.align, self.align)
 
     def width(self, intermediate: int, hidden: int) -> int:
         if self.pct is not None:
@@ -162,7 +174,9 @@ class PruneSpec:
         else:
             k = self.intermediate_size
             if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= intermediate:
-                raise WidthwiseError(f"--intermediate-size must be an integer in [1, {intermediate}], got {k}")
+                raise WidthwiseError(
+                    f"--intermediate-size must be an integer in [1, {intermediate}], got {k}"
+                )
         return align_width(k, self.align)
 
     def label(self) -> str:
@@ -274,10 +288,10 @@ def apply(model: torch.nn.Module, keep: list[torch.Tensor]) -> None:
 
 def prune_model(model: torch.nn.Module, spec: PruneSpec) -> PruneReport:
     """Prune `model` in place by `spec`; returns what was done, for widthwise.json and Results."""
+    keep = plan(model, spec)  # validates everything before the model is touched
     hidden = model.config.hidden_size
     before_i = model.config.intermediate_size
     before_p = count_parameters(model)
-    keep = plan(model, spec)
     apply(model, keep)
     k = keep[0].numel()
     return PruneReport(
