@@ -1,0 +1,56 @@
+"""widthwise check RESULTS... [--thresholds FILE] [--baselines DIR] [--json]
+
+Exit codes: 0 when every applicable claim holds, is explicitly not measurable (e.g. energy on CPU) or is
+skipped for want of per-sample records (each listed in the table); 1 when any claim fails or a value it
+needs is missing; 2 for bad input (unreadable Result or thresholds, settings that differ, no claim
+applies), with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "Check the paper's claims (thresholds.toml) against Result files; exit 1 when one fails."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="Result JSON files or folders")
+    p.add_argument("--thresholds", type=Path, help="claims file (default: ./thresholds.toml, else the checkout's)")
+    p.add_argument(
+        "--baselines",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also load these Results (e.g. baselines/paper, or a stored base model); repeatable",
+    )
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from widthwise import claims, report
+    from widthwise.errors import WidthwiseError
+    from widthwise.results import collect_results
+
+    thresholds = args.thresholds or claims.default_thresholds()
+    claim_list = claims.load_thresholds(thresholds)
+    results = collect_results([*args.results, *args.baselines])
+    verdicts = claims.evaluate(claim_list, results)
+    if not verdicts:
+        groups = claims.group_results(results)
+        seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in groups}))
+        raise WidthwiseError(f"no claim in {thresholds} applies to these Results ({seen})")
+    code = claims.exit_code(verdicts)
+    if args.json:
+        print(json.dumps({"exit_code": code, "verdicts": [v.as_dict() for v in verdicts]}, indent=1))
+    else:
+        print(report.verdict_table(verdicts))
+        print()
+        print(report.summary_line(verdicts))
+        for v in verdicts:
+            if v.verdict in claims.FAILING:
+                print(v.message)
+    report.append_step_summary(report.verdict_markdown(verdicts))
+    return code

@@ -1,0 +1,242 @@
+"""Verdict tables (terminal and markdown), the GitHub step summary, per-model metric tables and plots.
+
+Plots put expansion ratio on x (decreasing to the right: more pruning), the paper's curve dashed beside
+the measured one solid, one colour per model. Efficiency metrics are plotted relative to each model's
+base: the paper's absolute J/token are not joules (unit bug), and its L4 timings do not transfer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from widthwise.claims import METRICS, Group, Verdict, group_results, metric_info, model_key
+
+HEADERS = ["claim", "model", "configuration", "observed", "bound", "n", "MDE", "verdict"]
+_MARK = {"holds": "holds", "fails": "FAILS", "missing": "MISSING", "not_measurable": "not measurable",
+         "skipped": "skipped"}  # fmt: skip
+BENCH_PLOTS = (
+    "bench:avg/j_per_token",
+    "bench:b8/throughput_tok_s",
+    "bench:b1/ttlt_ms",
+    "bench:b1/latency_ms",
+    "bench:b1/ttft_ms",
+    "bench:b1/tpot_ms",
+)
+DICHOTOMY = (
+    "mmlu/acc",
+    "gsm8k/exact_match,flexible-extract",
+    "hellaswag/acc_norm",
+    "arc_challenge/acc_norm",
+    "ifeval/prompt_level_strict_acc",
+    "truthfulqa_mc2/acc",
+    "leaderboard_musr/acc_norm",
+)
+
+
+def _short(model: str) -> str:
+    return model.rstrip("/").rsplit("/", 1)[-1]
+
+
+def verdict_rows(verdicts: Sequence[Verdict]) -> list[list[Any]]:
+    return [
+        [v.claim, f"{_short(v.model)} [{v.tier}]", v.config, v.observed, v.bound,
+         "—" if v.n is None else v.n, v.mde, _MARK[v.verdict]]  # fmt: skip
+        for v in verdicts
+    ]
+
+
+def summary_line(verdicts: Sequence[Verdict]) -> str:
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in _MARK}
+    parts = [f"{counts[k]} {_MARK[k].lower()}" for k in _MARK if counts[k]]
+    claims = len({v.claim for v in verdicts})
+    return f"{len(verdicts)} checks of {claims} claims: " + ", ".join(parts)
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> str:
+    return tabulate(verdict_rows(verdicts), HEADERS, tablefmt="simple", disable_numparse=True)
+
+
+def _md_cell(x: Any) -> str:
+    return str(x).replace("|", "\\|")
+
+
+def verdict_markdown(verdicts: Sequence[Verdict], title: str = "widthwise check") -> str:
+    rows = [[_md_cell(c) for c in r] for r in verdict_rows(verdicts)]
+    out = [f"### {title}", "", summary_line(verdicts), ""]
+    out.append(tabulate(rows, HEADERS, tablefmt="github", disable_numparse=True))
+    bad = [v for v in verdicts if v.verdict in ("fails", "missing")]
+    if bad:
+        out += ["", "**Failing:**", ""] + [f"- {_md_cell(v.message)}" for v in bad]
+    return "\n".join(out) + "\n"
+
+
+def append_step_summary(markdown: str, env: Mapping[str, str] | None = None) -> Path | None:
+    """Append (never overwrite) to $GITHUB_STEP_SUMMARY when it is set."""
+    path = (env if env is not None else os.environ).get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return None
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(markdown + "\n")
+    return Path(path)
+
+
+# ---- metric tables --------------------------------------------------------------------------------------
+
+
+def _fmt_value(e: Mapping[str, Any] | None) -> str:
+    if e is None:
+        return ""
+    if e.get("value") is None:
+        return "n/m"
+    v = float(e["value"])
+    s = f"{v:.4f}" if abs(v) < 10 else f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+    return s + (f" ± {float(e['stderr']):.4f}" if e.get("stderr") is not None and abs(v) < 10 else "")
+
+
+def metric_table(group: Group, fmt: str = "github") -> str:
+    keys = sorted({k for p in group.points for k in p.metrics})
+    rows = [[k, *[_fmt_value(p.metrics.get(k, (None,))[0]) for p in group.points]] for k in keys]
+    headers = ["metric", *[p.label for p in group.points]]
+    return tabulate([[_md_cell(c) for c in r] for r in rows], headers, tablefmt=fmt, disable_numparse=True)
+
+
+# ---- plots ----------------------------------------------------------------------------------------------
+
+
+def _slug(metric: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "-", metric.lower().replace("/", "__")).strip("-")
+
+
+def _series(group: Group, metric: str, relative: bool) -> tuple[list[float], list[float], list[float | None]]:
+    xs, ys, es = [], [], []
+    base = group.base.metrics.get(metric, ({},))[0].get("value") if group.base else None
+    if relative and not base:
+        return [], [], []
+    for p in group.points:
+        e = p.metrics.get(metric, (None,))[0]
+        if not e or e.get("value") is None:
+            continue
+        scale = 1.0 / float(base) if relative else 1.0
+        xs.append(p.ratio)
+        ys.append(float(e["value"]) * scale)
+        es.append(float(e["stderr"]) * scale if e.get("stderr") is not None else None)
+    return xs, ys, es
+
+
+def plot_metric(groups: Sequence[Group], metric: str, path: Path) -> Path | None:
+    """One metric against expansion ratio: paper dashed, measured solid, one colour per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    info = metric_info(metric)
+    relative = info is not None and info.type in ("energy", "throughput", "latency")
+    colours: dict[str, Any] = {}
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    drawn = 0
+    for g in groups:
+        xs, ys, es = _series(g, metric, relative)
+        if not xs:
+            continue
+        c = colours.setdefault(model_key(g.model), cycle[len(colours) % len(cycle)])
+        paper = g.tier == "paper"
+        label = f"{_short(g.model)} ({'paper' if paper else g.tier + ', measured'})"
+        yerr = [e or 0.0 for e in es] if any(e is not None for e in es) else None
+        ax.errorbar(xs, ys, yerr=yerr, color=c, ls="--" if paper else "-", marker="o" if paper else "s",
+                    ms=4, lw=1.4, capsize=2, alpha=0.85 if paper else 1.0, label=label)  # fmt: skip
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.invert_xaxis()
+    ax.set_xlabel("expansion ratio (intermediate / hidden); more pruning to the right")
+    ax.set_ylabel(f"{metric} relative to base" if relative else metric)
+    if info is not None and info.type == "perplexity":
+        ax.set_yscale("log")
+    if relative:
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_title(metric + (" (paper: only ratios are valid)" if info and info.type == "energy" else ""), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_dichotomy(group: Group, path: Path) -> Path | None:
+    """Relative change from base of knowledge vs instruction-following metrics for one model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    drawn = 0
+    for metric in DICHOTOMY:
+        xs, ys, _ = _series(group, metric, relative=True)
+        if len(xs) < 2:
+            continue
+        knowledge = metric.split("/")[0] in ("mmlu", "gsm8k", "hellaswag", "arc_challenge")
+        ax.plot(xs, [100 * (y - 1) for y in ys], marker="o", ms=4, ls="-" if knowledge else "--",
+                label=metric.split(",")[0])  # fmt: skip
+        drawn += 1
+    if drawn < 2:
+        plt.close(fig)
+        return None
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.invert_xaxis()
+    ax.set_xlabel("expansion ratio; more pruning to the right")
+    ax.set_ylabel("change from base model (%)")
+    ax.set_title(f"{_short(group.model)} [{group.tier}]: solid = knowledge/reasoning, dashed = robust", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plotted_metrics(groups: Sequence[Group]) -> list[str]:
+    present = {k for g in groups for p in g.points for k in p.metrics}
+    return [m for m in (*METRICS, *BENCH_PLOTS) if m in present]
+
+
+def write_report(
+    results: Iterable[Mapping[str, Any]], out: Path, verdicts: Sequence[Verdict] | None = None
+) -> list[Path]:
+    """report.md with the verdicts and one metric table per (tier, model), plus PNGs under plots/."""
+    out = Path(out)
+    groups = group_results(results)
+    written: list[Path] = []
+    md = ["# widthwise report", ""]
+    if verdicts is not None:
+        md += [verdict_markdown(verdicts, "Claims"), ""]
+    md += ["## Results", ""]
+    for g in groups:
+        md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
+    md += ["## Plots", "", "Paper dashed, measured solid; efficiency relative to each model's base.", ""]
+    for g in groups:
+        p = plot_dichotomy(g, out / "plots" / f"dichotomy_{g.tier}_{_slug(_short(g.model))}.png")
+        if p:
+            written.append(p)
+            md.append(f"![{_short(g.model)} {g.tier}](plots/{p.name})")
+    for metric in plotted_metrics(groups):
+        p = plot_metric(groups, metric, out / "plots" / f"{_slug(metric)}.png")
+        if p:
+            written.append(p)
+            md.append(f"![{metric}](plots/{p.name})")
+    report = out / "report.md"
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(md) + "\n", encoding="utf-8")
+    return [report, *written]
