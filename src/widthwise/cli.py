@@ -15,6 +15,9 @@ from widthwise.errors import WidthwiseError
 # name -> module; a new command is one line here and one module.
 COMMANDS: dict[str, str] = {
     "prune": "widthwise.commands.prune",
+    "check": "widthwise.commands.check",
+    "report": "widthwise.commands.report",
+    "baseline": "widthwise.commands.baseline",
 }
 
 
