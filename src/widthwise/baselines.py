@@ -97,7 +97,9 @@ def plan_update(results: Iterable[Mapping[str, Any]], target: Path) -> list[Chan
             old = read_result(path)
             rows = diff_metrics(old, r)
             same = all(x.stored == x.new for x in rows) and not settings_mismatch(old, r)
-            plan[path] = Change(path, "unchanged" if same else "changed", dict(r), settings_mismatch(old, r), rows)
+            plan[path] = Change(
+                path, "unchanged" if same else "changed", dict(r), settings_mismatch(old, r), rows
+            )
         else:
             plan[path] = Change(path, "new", dict(r), [], diff_metrics({}, r))
     return [plan[p] for p in sorted(plan)]
@@ -108,7 +110,8 @@ def refuse_mismatch(plan: Iterable[Change]) -> None:
     if bad:
         c = bad[0]
         raise WidthwiseError(
-            f"{c.path.name}: made under different settings than the stored baseline ({'; '.join(c.mismatch)}); "
+            f"{c.path.name}: made under different settings than the stored baseline "
+            f"({'; '.join(c.mismatch)}); "
             f"{len(bad)} file(s) differ this way. Pass --allow-mismatch to replace them anyway"
         )
 

@@ -448,8 +448,17 @@ def _verdict(claim: Claim, group: Group, config: str, **kw: Any) -> Verdict:
 
 
 def _missing(claim: Claim, group: Group, config: str, what: str) -> Verdict:
-    return _verdict(claim, group, config, verdict="missing", observed=f"missing: {what}", bound="—", n=None,
-                    mde="—", method="")  # fmt: skip
+    return _verdict(
+        claim,
+        group,
+        config,
+        verdict="missing",
+        observed=f"missing: {what}",
+        bound="—",
+        n=None,
+        mde="—",
+        method="",
+    )
 
 
 def _samples(result: Mapping[str, Any], task: str) -> list[dict] | None:
@@ -499,7 +508,9 @@ def _paired_bound(claim: Claim, bp: Point, pp: Point, side: str, where: str) -> 
             # A degenerate response that happens to satisfy the instructions counts as a failure.
             return bool(r["correct"]) and not (claim.exclude_degenerate and r.get("degenerate"))
 
-        return stats.paired_binary_bound([ok(x) for x, _ in pairs], [ok(y) for _, y in pairs], claim.alpha, side)
+        return stats.paired_binary_bound(
+            [ok(x) for x, _ in pairs], [ok(y) for _, y in pairs], claim.alpha, side
+        )
     if all("score" in x and "score" in y for x, y in pairs):
         return stats.paired_bootstrap_bound(
             [float(x["score"]) for x, _ in pairs], [float(y["score"]) for _, y in pairs], claim.alpha, side
@@ -577,15 +588,37 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
             continue
         why = _unmeasurable(b, p)
         if why:
-            out.append(_verdict(claim, group, cfg, verdict="not_measurable", observed=f"not measurable: {why}",
-                                bound="—", n=None, mde="—", method=""))  # fmt: skip
+            out.append(
+                _verdict(
+                    claim,
+                    group,
+                    cfg,
+                    verdict="not_measurable",
+                    observed=f"not measurable: {why}",
+                    bound="—",
+                    n=None,
+                    mde="—",
+                    method="",
+                )
+            )
             continue
         require_comparable(bres, pres)
         where = f"{claim.id}: {group.model} {cfg}"
         bd = _paired_bound(claim, group.base, pp, side, where)
         if isinstance(bd, str):
-            out.append(_verdict(claim, group, cfg, verdict="skipped", observed=bd.removeprefix("skip: "),
-                                bound="—", n=None, mde="—", method=""))  # fmt: skip
+            out.append(
+                _verdict(
+                    claim,
+                    group,
+                    cfg,
+                    verdict="skipped",
+                    observed=bd.removeprefix("skip: "),
+                    bound="—",
+                    n=None,
+                    mde="—",
+                    method="",
+                )
+            )
             continue
         if bd is None:
             bd = _unpaired_bound(info, b, p, claim.alpha, side)
@@ -629,8 +662,17 @@ def _series(claim: Claim, group: Group, metric: str) -> tuple[list[Point], list[
             return _missing(claim, group, p.label, metric)
         why = _unmeasurable(e)
         if why:
-            return _verdict(claim, group, p.label, verdict="not_measurable", observed=f"not measurable: {why}",
-                            bound="—", n=None, mde="—", method="")  # fmt: skip
+            return _verdict(
+                claim,
+                group,
+                p.label,
+                verdict="not_measurable",
+                observed=f"not measurable: {why}",
+                bound="—",
+                n=None,
+                mde="—",
+                method="",
+            )
         vals.append(float(e["value"]))
     for a, b in zip(pts, pts[1:], strict=False):
         require_comparable(a.metrics[metric][1], b.metrics[metric][1])
@@ -651,8 +693,11 @@ def check_trend(claim: Claim, group: Group) -> list[Verdict]:
     info = metric_info(claim.metric)
     assert info is not None
     ns = [pts[0].metrics[claim.metric][0].get("n")]
-    mde = f"{stats.mde_proportion(vals[0], int(ns[0]), claim.alpha):.4f}/step" if (
-        info.type in ("proportion", "score") and ns[0]) else "—"  # fmt: skip
+    mde = (
+        f"{stats.mde_proportion(vals[0], int(ns[0]), claim.alpha):.4f}/step"
+        if (info.type in ("proportion", "score") and ns[0])
+        else "—"
+    )
     step = f"{pts[t.worst_at].label} -> {pts[t.worst_at + 1].label}"
     signed = -t.worst_step if inc else t.worst_step  # the step closest to breaking the trend, in data units
     return [
@@ -661,7 +706,8 @@ def check_trend(claim: Claim, group: Group) -> list[Verdict]:
             group,
             cfg,
             verdict="holds" if ok else "fails",
-            observed=f"{'smallest' if inc else 'largest'} step {_fmt(signed)} at {step}; end to end {_fmt(t.total)}",
+            observed=f"{'smallest' if inc else 'largest'} step {_fmt(signed)} at {step}; "
+            f"end to end {_fmt(t.total)}",
             bound=f"every step {'>=' if inc else '<='} {_fmt(-claim.tolerance if inc else claim.tolerance)}; "
             f"end to end {'>' if inc else '<'} {_fmt(claim.tolerance if inc else -claim.tolerance)}",
             n=len(pts),
@@ -673,7 +719,9 @@ def check_trend(claim: Claim, group: Group) -> list[Verdict]:
     ]
 
 
-def gate_correlation(r: float, p: float, alpha: float, r_at_most: float | None, r_at_least: float | None) -> bool:
+def gate_correlation(
+    r: float, p: float, alpha: float, r_at_most: float | None, r_at_least: float | None
+) -> bool:
     if r_at_most is not None and not r <= r_at_most:
         return False
     if r_at_least is not None and not r >= r_at_least:
@@ -735,8 +783,19 @@ def check_ratio(claim: Claim, group: Group) -> list[Verdict]:
             continue
         why = _unmeasurable(b, p)
         if why:
-            out.append(_verdict(claim, group, cfg, verdict="not_measurable", observed=f"not measurable: {why}",
-                                bound="—", n=None, mde="—", method=""))  # fmt: skip
+            out.append(
+                _verdict(
+                    claim,
+                    group,
+                    cfg,
+                    verdict="not_measurable",
+                    observed=f"not measurable: {why}",
+                    bound="—",
+                    n=None,
+                    mde="—",
+                    method="",
+                )
+            )
             continue
         require_comparable(bres, pres)
         bv, pv = float(b["value"]), float(p["value"])

@@ -22,7 +22,9 @@ PAPER = (
     "Pere Martra, 'Fragile Knowledge, Robust Instruction-Following: The Width Pruning Dichotomy in "
     "Llama-3.2', arXiv 2512.22671"
 )
-DATA = "github.com/peremartra/llama-glu-expansion-pruning results/ and architectures/ at snapshot 97f9190 (MIT)"
+DATA = (
+    "github.com/peremartra/llama-glu-expansion-pruning results/ and architectures/ at snapshot 97f9190 (MIT)"
+)
 ENERGY_FLAW = (
     "The paper's energy figures are scaled by carbon intensity: its code reads CodeCarbon's tracker.stop() "
     "(kg CO2-eq) as kWh, so stored energy = 0.3492 x the true kWh in every run. Absolute J/token (and the "
@@ -81,7 +83,14 @@ MODELS = {
         8192,
         3212749824,
     ),
-    "meta-llama/Llama-3.2-1B-Instruct": ("llama_1b_I_complete_results_latest.json", None, 2048, 16, 8192, 1235814400),
+    "meta-llama/Llama-3.2-1B-Instruct": (
+        "llama_1b_I_complete_results_latest.json",
+        None,
+        2048,
+        16,
+        8192,
+        1235814400,
+    ),
 }
 WORKLOADS = ("hellaswag", "mmlu", "ifeval")
 
@@ -154,7 +163,9 @@ def efficiency_metrics(model: dict[str, Any], summary: dict[str, Any]) -> dict[s
     six = list(jpt.values())
     mean6 = sum(e["value"] for e in six) / 6
     if not math.isclose(mean6, summary["avg_joules_per_token"], rel_tol=1e-9):
-        raise WidthwiseError(f"avg J/token {summary['avg_joules_per_token']} is not the mean of the workloads")
+        raise WidthwiseError(
+            f"avg J/token {summary['avg_joules_per_token']} is not the mean of the workloads"
+        )
     out["bench:avg/j_per_token"] = {**agg(six, summary["avg_joules_per_token"]), "note": note}
     out["bench:avg/throughput_tok_s"] = agg(list(thr.values()), summary["avg_throughput_tok_s"])
     b8 = [thr[f"bench:{w}_b8"] for w in WORKLOADS]
@@ -219,7 +230,9 @@ def transcribe(src: Path) -> dict[str, dict[str, Any]]:
             if pct:
                 a = arch[(name, pct)]["pruned_architecture"]
                 if (a["intermediate_size"], a["total_parameters"]) != (k, params):
-                    raise WidthwiseError(f"{name} {pct}%: expansion_rates.json disagrees with k={k}, {params}")
+                    raise WidthwiseError(
+                        f"{name} {pct}%: expansion_rates.json disagrees with k={k}, {params}"
+                    )
             model = {
                 "name": name,
                 "weights_sha256": None,
@@ -247,19 +260,21 @@ def transcribe(src: Path) -> dict[str, dict[str, Any]]:
                 "hf_repo_as_stored": entry["hf_repo"],
                 "transcribed_with": "widthwise.paper",
             }
-            r = new_result(model=model, pruning=pruning, suite="paper", settings=settings, provenance=prov)
+            metrics: dict[str, dict] = {}
+            headline: dict[str, str] = {}
             for task, raw in sorted(entry["results"].items()):
-                r["metrics"].update(accuracy_metrics(task, raw))
+                metrics.update(accuracy_metrics(task, raw))
                 if task in HEADLINE:
-                    r["headline"][task] = HEADLINE[task]
+                    headline[task] = HEADLINE[task]
             if eff:
                 ekey = "baseline" if pct == 0 else f"{pct}pct"
-                r["metrics"].update(efficiency_metrics(eff["models_evaluated"][ekey], eff_summary[pct]))
+                metrics.update(efficiency_metrics(eff["models_evaluated"][ekey], eff_summary[pct]))
                 files.append(eff_file)
                 prov["energy_unit_flaw"] = ENERGY_FLAW
                 notes += [
                     "Batch-1 'latency' is TTLT (whole generate() wall time, model-chosen output length), "
-                    "stored as bench:*_b1/ttlt_ms, never as TTFT; batch-8 throughput counts padded positions.",
+                    "stored as bench:*_b1/ttlt_ms, never as TTFT; batch-8 throughput counts padded "
+                    "positions.",
                     "Efficiency: mean of up to 3 runs after the outlier filter; stderr = std/sqrt(runs), "
                     "absent where one run survived (1B ifeval-b1 at 0/10/20%).",
                     "The 1B carbon JSON labels some hf_repo values '-Instruct'/'-I-'; the notebook loads "
@@ -267,6 +282,8 @@ def transcribe(src: Path) -> dict[str, dict[str, Any]]:
                 ]
             prov["files"] = files
             prov["notes"] = notes
+            r = new_result(model=model, pruning=pruning, suite="paper", settings=settings, provenance=prov)
+            r["metrics"], r["headline"] = metrics, headline
             out[filename_for(r)] = r
     return out
 

@@ -18,8 +18,13 @@ from tabulate import tabulate
 from widthwise.claims import METRICS, Group, Verdict, group_results, metric_info, model_key
 
 HEADERS = ["claim", "model", "configuration", "observed", "bound", "n", "MDE", "verdict"]
-_MARK = {"holds": "holds", "fails": "FAILS", "missing": "MISSING", "not_measurable": "not measurable",
-         "skipped": "skipped"}  # fmt: skip
+_MARK = {
+    "holds": "holds",
+    "fails": "FAILS",
+    "missing": "MISSING",
+    "not_measurable": "not measurable",
+    "skipped": "skipped",
+}
 BENCH_PLOTS = (
     "bench:avg/j_per_token",
     "bench:b8/throughput_tok_s",
@@ -45,8 +50,16 @@ def _short(model: str) -> str:
 
 def verdict_rows(verdicts: Sequence[Verdict]) -> list[list[Any]]:
     return [
-        [v.claim, f"{_short(v.model)} [{v.tier}]", v.config, v.observed, v.bound,
-         "—" if v.n is None else v.n, v.mde, _MARK[v.verdict]]  # fmt: skip
+        [
+            v.claim,
+            f"{_short(v.model)} [{v.tier}]",
+            v.config,
+            v.observed,
+            v.bound,
+            "—" if v.n is None else v.n,
+            v.mde,
+            _MARK[v.verdict],
+        ]
         for v in verdicts
     ]
 
@@ -150,8 +163,19 @@ def plot_metric(groups: Sequence[Group], metric: str, path: Path) -> Path | None
         paper = g.tier == "paper"
         label = f"{_short(g.model)} ({'paper' if paper else g.tier + ', measured'})"
         yerr = [e or 0.0 for e in es] if any(e is not None for e in es) else None
-        ax.errorbar(xs, ys, yerr=yerr, color=c, ls="--" if paper else "-", marker="o" if paper else "s",
-                    ms=4, lw=1.4, capsize=2, alpha=0.85 if paper else 1.0, label=label)  # fmt: skip
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=yerr,
+            color=c,
+            ls="--" if paper else "-",
+            marker="o" if paper else "s",
+            ms=4,
+            lw=1.4,
+            capsize=2,
+            alpha=0.85 if paper else 1.0,
+            label=label,
+        )
         drawn += 1
     if not drawn:
         plt.close(fig)
@@ -163,7 +187,9 @@ def plot_metric(groups: Sequence[Group], metric: str, path: Path) -> Path | None
         ax.set_yscale("log")
     if relative:
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_title(metric + (" (paper: only ratios are valid)" if info and info.type == "energy" else ""), fontsize=10)
+    ax.set_title(
+        metric + (" (paper: only ratios are valid)" if info and info.type == "energy" else ""), fontsize=10
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -187,8 +213,14 @@ def plot_dichotomy(group: Group, path: Path) -> Path | None:
         if len(xs) < 2:
             continue
         knowledge = metric.split("/")[0] in ("mmlu", "gsm8k", "hellaswag", "arc_challenge")
-        ax.plot(xs, [100 * (y - 1) for y in ys], marker="o", ms=4, ls="-" if knowledge else "--",
-                label=metric.split(",")[0])  # fmt: skip
+        ax.plot(
+            xs,
+            [100 * (y - 1) for y in ys],
+            marker="o",
+            ms=4,
+            ls="-" if knowledge else "--",
+            label=metric.split(",")[0],
+        )
         drawn += 1
     if drawn < 2:
         plt.close(fig)
@@ -197,7 +229,11 @@ def plot_dichotomy(group: Group, path: Path) -> Path | None:
     ax.invert_xaxis()
     ax.set_xlabel("expansion ratio; more pruning to the right")
     ax.set_ylabel("change from base model (%)")
-    ax.set_title(f"{_short(group.model)} [{group.tier}]: solid = knowledge/reasoning, dashed = robust", fontsize=9)
+    ax.set_title(
+        f"{_short(group.model)} [{group.tier}]: solid = knowledge and commonsense, "
+        "dashed = IFEval, TruthfulQA, MuSR",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

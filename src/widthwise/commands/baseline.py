@@ -13,8 +13,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     u = sub.add_parser("update", help="compare Results with baselines/NAME and (with --yes) store them")
     u.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="Result JSON files or folders")
     u.add_argument("--name", required=True, help="baseline set, e.g. measured/cpu (stored under --root)")
-    u.add_argument("--root", type=Path, default=Path("baselines"), help="baselines folder (default: baselines)")
-    u.add_argument("--allow-mismatch", action="store_true", help="replace baselines made under other settings")
+    u.add_argument(
+        "--root", type=Path, default=Path("baselines"), help="baselines folder (default: baselines)"
+    )
+    u.add_argument(
+        "--allow-mismatch", action="store_true", help="replace baselines made under other settings"
+    )
     u.add_argument("--yes", action="store_true", help="write the files (without it nothing is written)")
 
 
@@ -28,16 +32,25 @@ def run(args: argparse.Namespace) -> int:
     target = baselines.baseline_dir(args.root, args.name)
     results = collect_results(args.results)
     if args.name == "paper" and any((r.get("provenance") or {}).get("source") != "paper" for r in results):
-        raise WidthwiseError("baselines/paper holds the paper's own results; store measured ones under another name")
+        raise WidthwiseError(
+            "baselines/paper holds the paper's own results; store measured ones under another name"
+        )
     plan = baselines.plan_update(results, target)
     for c in plan:
-        print(f"{c.path}: {c.status}" + (f" (settings differ: {'; '.join(c.mismatch)})" if c.mismatch else ""))
+        print(
+            f"{c.path}: {c.status}" + (f" (settings differ: {'; '.join(c.mismatch)})" if c.mismatch else "")
+        )
         rows = [
-            [r.metric, "" if r.stored is None else f"{r.stored:.6g}", "" if r.new is None else f"{r.new:.6g}",
-             "" if r.delta is None else f"{r.delta:+.4g}", "" if r.delta_se is None else f"{r.delta_se:+.2f}"]
+            [
+                r.metric,
+                "" if r.stored is None else f"{r.stored:.6g}",
+                "" if r.new is None else f"{r.new:.6g}",
+                "" if r.delta is None else f"{r.delta:+.4g}",
+                "" if r.delta_se is None else f"{r.delta_se:+.2f}",
+            ]
             for r in c.rows
             if c.status == "new" or r.stored != r.new
-        ]  # fmt: skip
+        ]
         if rows:
             print(tabulate(rows, ["metric", "stored", "new", "change", "change/SE"], disable_numparse=True))
         print()

@@ -17,7 +17,9 @@ HELP = "Check the paper's claims (thresholds.toml) against Result files; exit 1 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="Result JSON files or folders")
-    p.add_argument("--thresholds", type=Path, help="claims file (default: ./thresholds.toml, else the checkout's)")
+    p.add_argument(
+        "--thresholds", type=Path, help="claims file (default: ./thresholds.toml, else the checkout's)"
+    )
     p.add_argument(
         "--baselines",
         type=Path,

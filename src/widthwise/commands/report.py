@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
         results += collect_results([paper_dir])
     verdicts = None
     if not args.no_claims:
-        verdicts = claims.evaluate(claims.load_thresholds(args.thresholds or claims.default_thresholds()), results)
+        verdicts = claims.evaluate(
+            claims.load_thresholds(args.thresholds or claims.default_thresholds()), results
+        )
     paths = report.write_report(results, args.out, verdicts)
     print(f"wrote {paths[0]} and {len(paths) - 1} plots under {args.out / 'plots'}")
     if verdicts:

@@ -1,0 +1,141 @@
+"""One test per claim in thresholds.toml on the paper's own tables, and perturbations that must break them.
+
+The claims are stated so that the paper's data satisfies them; each perturbation changes one thing the
+paper reports and must make exactly the claims about that thing fail, with a message that names the
+claim, model, configuration, observed value and bound.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from widthwise.claims import evaluate, exit_code, load_thresholds, model_key
+
+# Parametrization happens at collection, before fixtures exist, so the file is read here as well.
+CLAIMS = load_thresholds(Path(__file__).resolve().parents[2] / "thresholds.toml")
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_claim_on_paper_tables(claim, paper_results):
+    verdicts = evaluate([claim], paper_results)
+    if "paper" not in claim.tiers:
+        assert verdicts == []
+        return
+    # Every model the claim names is in the paper's tables, so every one must be checked.
+    assert {model_key(v.model) for v in verdicts} == {model_key(m) for m in claim.models}
+    expected = "skipped" if claim.exclude_degenerate else "holds"
+    bad = [v.message for v in verdicts if v.verdict != expected]
+    assert not bad, "\n".join(bad)
+    if claim.exclude_degenerate:
+        assert all("per-response records" in v.observed for v in verdicts)
+
+
+def test_whole_paper_passes_and_every_kind_is_exercised(claims, paper_results):
+    verdicts = evaluate(claims, paper_results)
+    assert exit_code(verdicts) == 0
+    assert {v.kind for v in verdicts if v.verdict == "holds"} == {
+        "drop",
+        "non_inferior",
+        "monotone_increasing",
+        "monotone_decreasing",
+        "correlation",
+        "ratio_at_most",
+        "ratio_at_least",
+    }
+
+
+def _find(results, model, pct):
+    for r in results:
+        if model_key(r["model"]["name"]) == model_key(model) and (r["pruning"] or {}).get("pct") == pct:
+            return r
+    raise AssertionError(f"no paper Result for {model} pct {pct}")
+
+
+def mmlu_above_base(results):
+    """Pruned MMLU above base at 1B 40% and 3B 10% (the 2.4x points)."""
+    changed = []
+    for model, pct in (("meta-llama/Llama-3.2-1B", 40), ("meta-llama/Llama-3.2-3B", 10)):
+        base = _find(results, model, None)["metrics"]["mmlu/acc"]["value"]
+        _find(results, model, pct)["metrics"]["mmlu/acc"]["value"] = round(base + 0.01, 4)
+        changed.append((model, pct, base + 0.01))
+    return ["mmlu/acc"], ("drop",), changed
+
+
+def ifeval_dropped(results):
+    """IFEval prompt-level strict at the 2.4x point of both base models lowered by 0.1."""
+    changed = []
+    for model, pct in (("meta-llama/Llama-3.2-1B", 40), ("meta-llama/Llama-3.2-3B", 10)):
+        m = _find(results, model, pct)["metrics"]["ifeval/prompt_level_strict_acc"]
+        m["value"] = round(m["value"] - 0.1, 4)
+        changed.append((model, pct, m["value"]))
+    return ["ifeval/prompt_level_strict_acc"], ("non_inferior",), changed
+
+
+def perplexity_falls(results):
+    """1B WikiText perplexity made to fall below base, more at each pruning step."""
+    model = "meta-llama/Llama-3.2-1B"
+    base = _find(results, model, None)["metrics"]["wikitext/word_perplexity"]["value"]
+    changed = []
+    for i, pct in enumerate((10, 20, 30, 40, 50, 60), start=1):
+        _find(results, model, pct)["metrics"]["wikitext/word_perplexity"]["value"] = base * (1 - 0.05 * i)
+        changed.append((model, None, None))
+    return ["wikitext/word_perplexity"], ("monotone_increasing",), changed[:1]
+
+
+def jpt_raised(results):
+    """Every J/token figure of both base models' most-pruned point raised 30%."""
+    changed = []
+    for model in ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"):
+        r = _find(results, model, 60)
+        for k, m in r["metrics"].items():
+            if k.endswith("/j_per_token"):
+                m["value"] *= 1.3
+                if m.get("stderr") is not None:
+                    m["stderr"] *= 1.3
+        changed.append((model, 60, None))
+    keys = sorted({k for k in r["metrics"] if k.endswith("/j_per_token")})
+    return keys, ("ratio_at_most",), changed
+
+
+@pytest.mark.parametrize("perturb", [mmlu_above_base, ifeval_dropped, perplexity_falls, jpt_raised])
+def test_perturbation_fails_exactly_the_matching_claims(perturb, claims, paper_results):
+    metrics, kinds, changed = perturb(paper_results)
+    verdicts = evaluate(claims, paper_results)
+    failing = {(v.claim, model_key(v.model), v.config) for v in verdicts if v.verdict == "fails"}
+
+    # What must fail, derived from thresholds.toml: the claims on the perturbed metric and kind that
+    # apply to a perturbed model, at the perturbed configuration (trend claims: the model's whole curve).
+    targets = {(model_key(m), pct) for m, pct, _ in changed}
+    expected = set()
+    for v in verdicts:
+        claim = next(c for c in claims if c.id == v.claim)
+        if claim.metric not in metrics or claim.kind not in kinds or claim.exclude_degenerate:
+            continue
+        for mk, pct in targets:
+            if mk != model_key(v.model):
+                continue
+            if pct is None or v.config.startswith(f"pct {pct} "):
+                expected.add((v.claim, mk, v.config))
+    assert expected, "the perturbation must touch at least one claim"
+    assert failing == expected
+
+    for v in verdicts:
+        if v.verdict != "fails":
+            continue
+        msg = v.message
+        for part in (v.claim, v.model, v.config, v.observed, v.bound):
+            assert part in msg
+    for model, pct, value in changed:
+        if value is None:
+            continue
+        v = next(
+            v
+            for v in verdicts
+            if v.verdict == "fails"
+            and model_key(v.model) == model_key(model)
+            and v.config.startswith(f"pct {pct} ")
+        )
+        assert f"{value:.4g}" in v.message  # the perturbed value is what the message reports
+    assert exit_code(verdicts) == 1
