@@ -1,0 +1,266 @@
+"""claims.py: validation of thresholds, tiers and grouping, and every gate on real-shaped Results."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from widthwise.claims import (
+    evaluate,
+    exit_code,
+    gate_correlation,
+    gate_pairwise,
+    gate_ratio,
+    group_results,
+    parse_thresholds,
+    tier_of,
+)
+from widthwise.errors import WidthwiseError
+from widthwise.results import collect_results
+
+PAPER = Path(__file__).resolve().parents[2] / "baselines" / "paper"
+B1, B3 = "meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return collect_results([PAPER])
+
+
+def one_claim(**kw):
+    t = {"statement": "s", "models": [B1], "tiers": ["gpu"], **kw}
+    return parse_thresholds({"claims": {"c": t}})
+
+
+def measured(paper, model, pcts):
+    """Copies of the paper's Results relabelled as a GPU measurement (suite 'paper', not from the paper)."""
+    out = []
+    for r in paper:
+        if r["model"]["name"] == model and (r["pruning"] or {}).get("pct") in pcts:
+            r = copy.deepcopy(r)
+            r["provenance"] = {"source": "/models/llama", "widthwise_version": "test"}
+            out.append(r)
+    return out
+
+
+# ---- validation ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "table, needle",
+    [
+        ({"kind": "falls"}, "unknown kind 'falls'"),
+        (
+            {"kind": "drop", "metric": "mmlu/acc", "configs": "all_pruned", "margin": 0, "tolerance": 1},
+            "tolerance",
+        ),
+        ({"kind": "drop", "metric": "mmlu/accuracy", "configs": "all_pruned"}, "unknown metric"),
+        ({"kind": "drop", "metric": "mmlu/acc"}, "exactly one of configs, pcts or ratios"),
+        ({"kind": "drop", "metric": "mmlu/acc", "configs": "some"}, "'all_pruned' or 'most_pruned'"),
+        ({"kind": "non_inferior", "metric": "mmlu/acc", "configs": "all_pruned"}, "stated margin"),
+        ({"kind": "drop", "metric": "bench:avg/j_per_token", "configs": "most_pruned"}, "only ratios"),
+        (
+            {"kind": "ratio_at_most", "metric": "bench:avg/j_per_token", "configs": "most_pruned"},
+            "needs a bound",
+        ),
+        ({"kind": "correlation", "metric": "mmlu/acc", "metric_y": "truthfulqa_mc2/acc"}, "r_at_most"),
+        ({"kind": "drop", "metric": "mmlu/acc", "configs": "all_pruned", "alpha": 0.7}, "alpha"),
+        ({"kind": "drop", "metric": "mmlu/acc", "configs": "all_pruned", "tiers": ["tpu"]}, "unknown tier"),
+        (
+            {"kind": "drop", "metric": "mmlu/acc", "configs": "all_pruned", "exclude_degenerate": True},
+            "ifeval",
+        ),
+    ],
+)
+def test_invalid_claims_are_refused_with_the_claim_and_key_named(table, needle):
+    t = {"statement": "s", "models": [B1], "tiers": ["gpu"], **table}
+    with pytest.raises(WidthwiseError, match="claim 'c'") as e:
+        parse_thresholds({"claims": {"c": t}}, "t.toml")
+    assert needle in str(e.value)
+    assert str(e.value).startswith("t.toml: ")
+
+
+def test_dotted_id_and_unknown_top_level_are_explained():
+    with pytest.raises(WidthwiseError, match="must not contain '.'"):
+        parse_thresholds({"claims": {"a-2": {"4x": {"kind": "drop"}}}})
+    with pytest.raises(WidthwiseError, match="unknown top-level key"):
+        parse_thresholds({"claim": {}})
+    with pytest.raises(WidthwiseError, match="no \\[claims.ID\\]"):
+        parse_thresholds({"version": 1})
+
+
+# ---- pure gates ---------------------------------------------------------------------------------------
+
+
+def test_pairwise_gate():
+    assert gate_pairwise("drop", True, -1, -0.01, 0.0)
+    assert not gate_pairwise("drop", True, -1, 0.001, 0.0)
+    assert not gate_pairwise("drop", True, -1, -0.01, 0.02)  # must fall by more than the margin
+    assert gate_pairwise("non_inferior", True, -0.019, 1, 0.02)
+    assert not gate_pairwise("non_inferior", True, -0.021, 1, 0.02)
+    assert gate_pairwise("non_inferior", False, -1, 0.5, 1.0)  # lower is better: may rise by the margin
+    assert gate_pairwise("improves", True, 0.011, 1, 0.01) and not gate_pairwise(
+        "improves", True, 0.0, 1, 0.0
+    )
+
+
+def test_ratio_and_correlation_gates():
+    assert gate_ratio("ratio_at_most", 0.9, 0.9) and not gate_ratio("ratio_at_most", 0.91, 0.9)
+    assert gate_ratio("ratio_at_least", 1.3, 1.3) and not gate_ratio("ratio_at_least", 1.29, 1.3)
+    assert gate_correlation(-0.86, 0.012, 0.05, -0.8, None)
+    assert not gate_correlation(-0.86, 0.06, 0.05, -0.8, None)  # strong but not significant
+    assert not gate_correlation(-0.7, 0.01, 0.05, -0.8, None)
+
+
+# ---- tiers and grouping --------------------------------------------------------------------------------
+
+
+def test_tiers_come_from_existing_fields(paper):
+    r = copy.deepcopy(paper[0])
+    assert tier_of(r) == "paper"
+    r["provenance"] = {"source": "/x"}
+    assert tier_of(r) == "gpu"  # suite "paper" measured by widthwise
+    r["suite"] = "cpu"
+    assert tier_of(r) == "cpu"
+    r["suite"] = "bench"
+    r["settings"] = {"device_kind": "cuda"}
+    assert tier_of(r) == "gpu"
+    r["settings"] = {"device_kind": "cpu"}
+    assert tier_of(r) == "cpu"
+
+
+def test_grouping_merges_shards_and_refuses_conflicts(paper):
+    eval_shard = measured(paper, B1, {None})[0]
+    bench_shard = copy.deepcopy(eval_shard)
+    eval_shard["metrics"] = {k: v for k, v in eval_shard["metrics"].items() if not k.startswith("bench:")}
+    bench_shard["metrics"] = {k: v for k, v in bench_shard["metrics"].items() if k.startswith("bench:")}
+    (g,) = group_results([eval_shard, bench_shard])
+    assert (
+        len(g.points) == 1
+        and "mmlu/acc" in g.points[0].metrics
+        and "bench:avg/j_per_token" in g.points[0].metrics
+    )
+    other = copy.deepcopy(eval_shard)
+    other["metrics"]["mmlu/acc"]["value"] = 0.5
+    with pytest.raises(WidthwiseError, match="two Results give mmlu/acc"):
+        group_results([eval_shard, other])
+
+
+# ---- per-sample records ---------------------------------------------------------------------------------
+
+
+def _h(*parts) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def _ifeval_samples(correct: set[int], degenerate: set[int], n: int = 541):
+    return [
+        {
+            "doc_id": i,
+            "doc_hash": _h("doc", i),
+            "prompt_hash": _h("prompt", i),
+            "correct": i in correct,
+            "degenerate": i in degenerate,
+        }
+        for i in range(n)
+    ]
+
+
+def _with_ifeval(paper, correct_base, correct_pruned, degenerate_pruned):
+    base, pruned = measured(paper, B1, {None, 40})
+    base, pruned = (base, pruned) if base["pruning"] is None else (pruned, base)
+    for r, c, d in ((base, correct_base, set()), (pruned, correct_pruned, degenerate_pruned)):
+        r["samples"] = {"ifeval": _ifeval_samples(c, d)}
+        r["metrics"]["ifeval/prompt_level_strict_acc"] = {"value": len(c) / 541, "stderr": None, "n": 541}
+    return base, pruned
+
+
+IFEVAL_CLAIMS = {
+    "plain": {
+        "kind": "non_inferior",
+        "metric": "ifeval/prompt_level_strict_acc",
+        "ratios": [2.4],
+        "margin": 0.02,
+        "statement": "s",
+        "models": [B1],
+        "tiers": ["gpu"],
+    },
+}
+IFEVAL_CLAIMS["nondegenerate"] = {**IFEVAL_CLAIMS["plain"], "exclude_degenerate": True}
+
+
+def test_a_rise_made_of_degenerate_responses_does_not_hold(paper):
+    # Pruned loses 30 of the base model's correct answers and "gains" 50 that are all degenerate text.
+    base_ok = set(range(56))
+    pruned_ok = set(range(30, 56)) | set(range(100, 150))
+    base, pruned = _with_ifeval(paper, base_ok, pruned_ok, degenerate_pruned=set(range(100, 200)))
+    claims = parse_thresholds({"claims": IFEVAL_CLAIMS})
+    plain, nondeg = evaluate(claims, [base, pruned])
+    assert plain.verdict == "holds" and "exact McNemar (paired, b=30, c=50)" in plain.method
+    assert nondeg.verdict == "fails" and "b=30, c=0" in nondeg.method
+    assert nondeg.value == pytest.approx(-30 / 541)
+    assert exit_code([plain, nondeg]) == 1
+
+
+def test_pairing_is_refused_when_doc_hashes_differ(paper):
+    base, pruned = _with_ifeval(paper, set(range(56)), set(range(80)), set())
+    pruned["samples"]["ifeval"][7]["doc_hash"] = "different"
+    with pytest.raises(WidthwiseError, match="doc_hash differs for doc_id 7"):
+        evaluate(parse_thresholds({"claims": IFEVAL_CLAIMS}), [base, pruned])
+    pruned["samples"]["ifeval"].pop()
+    with pytest.raises(WidthwiseError, match="different documents"):
+        evaluate(parse_thresholds({"claims": IFEVAL_CLAIMS}), [base, pruned])
+
+
+def test_scores_are_paired_by_bootstrap(paper):
+    base, pruned = measured(paper, B3, {None, 10})
+    for r, shift in ((base, 0.0), (pruned, -0.01)):
+        scores = [0.2 + 0.6 * ((i * 37) % 100) / 100 + shift for i in range(817)]
+        r["samples"] = {
+            "truthfulqa_mc2": [{"doc_id": i, "doc_hash": _h(i), "score": s} for i, s in enumerate(scores)]
+        }
+    claims = one_claim(
+        kind="non_inferior", metric="truthfulqa_mc2/acc", ratios=[2.4], margin=0.02, models=[B3]
+    )
+    (v,) = evaluate(claims, [base, pruned])
+    assert v.method.startswith("paired bootstrap") and v.verdict == "holds"
+    assert v.value == pytest.approx(-0.01, abs=1e-3)
+
+
+# ---- verdicts other than holds/fails ---------------------------------------------------------------------
+
+
+def test_unmeasurable_energy_is_reported_never_passed_or_failed(paper):
+    base, pruned = measured(paper, B1, {None, 60})
+    for r in (base, pruned):
+        r["suite"], r["settings"] = "bench", {"device_kind": "cpu"}
+        r["metrics"] = {"bench:avg/j_per_token": {"value": None, "not_measurable": "no energy meter on CPU"}}
+    claims = one_claim(
+        kind="ratio_at_most", metric="bench:avg/j_per_token", configs="most_pruned", bound=0.9, tiers=["cpu"]
+    )
+    (v,) = evaluate(claims, [base, pruned])
+    assert v.verdict == "not_measurable" and v.observed == "not measurable: no energy meter on CPU"
+    assert exit_code([v]) == 0
+
+
+def test_a_value_missing_at_a_configuration_counts_as_failing(paper):
+    base, pruned = measured(paper, B1, {None, 40})
+    target = pruned if pruned["pruning"] else base
+    del target["metrics"]["mmlu/acc"]
+    (v,) = evaluate(one_claim(kind="drop", metric="mmlu/acc", configs="all_pruned"), [base, pruned])
+    assert v.verdict == "missing" and "mmlu/acc at this configuration" in v.observed
+    assert exit_code([v]) == 1
+
+
+def test_claims_apply_only_to_their_tier_model_and_method(paper):
+    rs = measured(paper, B1, {None, 10, 40})
+    claim = one_claim(kind="drop", metric="mmlu/acc", configs="all_pruned")
+    assert len(evaluate(claim, rs)) == 2
+    assert evaluate(one_claim(kind="drop", metric="mmlu/acc", configs="all_pruned", tiers=["cpu"]), rs) == []
+    for r in rs:
+        if r["pruning"]:
+            r["pruning"]["method"] = "random"
+    assert evaluate(claim, rs) == []  # an ablation is not the paper's PPM

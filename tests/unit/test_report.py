@@ -1,0 +1,90 @@
+"""report.py: verdict tables, the appended step summary, metric tables and plots."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from widthwise.claims import evaluate, group_results, parse_thresholds
+from widthwise.report import append_step_summary, metric_table, verdict_markdown, verdict_table, write_report
+from widthwise.results import collect_results
+
+PAPER = Path(__file__).resolve().parents[2] / "baselines" / "paper"
+CLAIMS = {
+    "mmlu-drops": {
+        "statement": "s",
+        "metric": "mmlu/acc",
+        "kind": "drop",
+        "models": ["meta-llama/Llama-3.2-3B"],
+        "tiers": ["paper"],
+        "configs": "all_pruned",
+    },
+    "mmlu-improves": {
+        "statement": "s",
+        "metric": "mmlu/acc",
+        "kind": "improves",
+        "models": ["meta-llama/Llama-3.2-3B"],
+        "tiers": ["paper"],
+        "pcts": [10],
+    },
+}
+
+
+def _three_b():
+    return [r for r in collect_results([PAPER]) if r["model"]["name"] == "meta-llama/Llama-3.2-3B"]
+
+
+def test_tables_carry_every_column_and_name_failures():
+    verdicts = evaluate(parse_thresholds({"claims": CLAIMS}), _three_b())
+    assert [v.verdict for v in verdicts] == ["holds"] * 6 + ["fails"]
+    table = verdict_table(verdicts)
+    assert table.splitlines()[0].split() == [
+        "claim",
+        "model",
+        "configuration",
+        "observed",
+        "bound",
+        "n",
+        "MDE",
+        "verdict",
+    ]
+    md = verdict_markdown(verdicts)
+    assert md.startswith("### widthwise check\n\n7 checks of 2 claims: 6 holds, 1 fails\n")
+    assert "| mmlu-improves" in md and "| FAILS" in md
+    assert "- mmlu-improves FAILS: meta-llama/Llama-3.2-3B at pct 10 (2.40x) [paper]" in md
+
+
+def test_step_summary_is_appended_never_overwritten(tmp_path):
+    assert append_step_summary("x", env={}) is None
+    p = tmp_path / "s.md"
+    p.write_text("before\n")
+    append_step_summary("first", env={"GITHUB_STEP_SUMMARY": str(p)})
+    append_step_summary("second", env={"GITHUB_STEP_SUMMARY": str(p)})
+    assert p.read_text() == "before\nfirst\nsecond\n"
+
+
+def test_metric_table_has_one_column_per_configuration():
+    (g,) = group_results(_three_b())
+    lines = metric_table(g).splitlines()
+    assert lines[0].split("|")[2].strip() == "base (2.67x)"
+    assert len(lines[0].split("|")) == 2 + 1 + 7  # borders, the metric column, seven configurations
+    assert any(line.startswith("| mmlu/acc") and "0.5605" in line for line in lines)
+
+
+def test_plots_draw_paper_beside_measured(tmp_path):
+    paper = [r for r in _three_b() if r["pruning"] is None or r["pruning"]["pct"] in (10, 60)]
+    measured = copy.deepcopy(paper)
+    for r in paper + measured:
+        r["metrics"] = {k: v for k, v in r["metrics"].items() if k in ("mmlu/acc", "bench:avg/j_per_token")}
+    for r in measured:
+        r["provenance"] = {"source": "/models/llama-3b"}
+        r["metrics"]["mmlu/acc"]["value"] -= 0.01
+    paths = write_report(paper + measured, tmp_path)
+    names = sorted(p.name for p in paths)
+    assert names == ["bench-avg__j_per_token.png", "mmlu__acc.png", "report.md"]
+    md = (tmp_path / "report.md").read_text()
+    assert "### meta-llama/Llama-3.2-3B [gpu]" in md and "### meta-llama/Llama-3.2-3B [paper]" in md
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(tmp_path / "plots" / "mmlu__acc.png")
+    assert img.shape[0] > 300 and img.shape[1] > 500
