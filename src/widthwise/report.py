@@ -206,18 +206,21 @@ def plot_dichotomy(group: Group, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.2, 4.2), dpi=110)
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = 0
-    for metric in DICHOTOMY:
+    for i, metric in enumerate(DICHOTOMY):
         xs, ys, _ = _series(group, metric, relative=True)
         if len(xs) < 2:
             continue
         knowledge = metric.split("/")[0] in ("mmlu", "gsm8k", "hellaswag", "arc_challenge")
+        # One colour per metric in every model's plot, so the three dichotomy plots read side by side.
         ax.plot(
             xs,
             [100 * (y - 1) for y in ys],
             marker="o",
             ms=4,
+            color=cycle[i % len(cycle)],
             ls="-" if knowledge else "--",
             label=metric.split(",")[0],
         )
@@ -227,15 +230,15 @@ def plot_dichotomy(group: Group, path: Path) -> Path | None:
         return None
     ax.axhline(0, color="grey", lw=0.8)
     ax.invert_xaxis()
-    ax.set_xlabel("expansion ratio; more pruning to the right")
+    ax.set_xlabel("expansion ratio (intermediate / hidden); more pruning to the right")
     ax.set_ylabel("change from base model (%)")
     ax.set_title(
-        f"{_short(group.model)} [{group.tier}]: solid = knowledge and commonsense, "
-        "dashed = IFEval, TruthfulQA, MuSR",
+        f"{_short(group.model)} [{group.tier}]\n"
+        "solid: knowledge and commonsense; dashed: IFEval, TruthfulQA, MuSR",
         fontsize=9,
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

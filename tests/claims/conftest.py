@@ -29,3 +29,9 @@ def _paper_results():
 def paper_results(_paper_results):
     """A private deep copy, so a test may perturb it."""
     return copy.deepcopy(_paper_results)
+
+
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch):
+    """Under GitHub Actions the CLI would append these tests' tables to the real job summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

@@ -15,7 +15,15 @@ from pathlib import Path
 HELP = "Check the paper's claims (thresholds.toml) against Result files; exit 1 when one fails."
 
 
+EXIT_CODES = (
+    "exit codes: 0 when every applicable claim holds, is not measurable here (e.g. energy on CPU) or is "
+    "skipped for want of per-sample records, each listed in the table; 1 when any claim fails or a value "
+    "it needs is missing; 2 for bad input (one line on stderr)."
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EXIT_CODES
     p.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="Result JSON files or folders")
     p.add_argument(
         "--thresholds", type=Path, help="claims file (default: ./thresholds.toml, else the checkout's)"
@@ -26,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="DIR",
-        help="also load these Results (e.g. baselines/paper, or a stored base model); repeatable",
+        help="also load these Results and check them with RESULTS (a stored base-model measurement that "
+        "pruned shards compare with, or baselines/paper to list the paper tier beside); repeatable",
     )
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
 
