@@ -15,9 +15,7 @@ from widthwise.errors import WidthwiseError
 # name -> module; a new command is one line here and one module.
 COMMANDS: dict[str, str] = {
     "prune": "widthwise.commands.prune",
-    "eval": "widthwise.commands.eval",
     "bench": "widthwise.commands.bench",
-    "sweep": "widthwise.commands.sweep",
     "check": "widthwise.commands.check",
     "report": "widthwise.commands.report",
     "baseline": "widthwise.commands.baseline",
