@@ -539,19 +539,8 @@ def _unpaired_bound(info: MetricInfo, b: dict, p: dict, alpha: float, side: str)
     return stats.Bound(pv - bv, pv - bv, side, "point estimate (no n or stderr)", None)
 
 
-def _mde(info: MetricInfo, bound: stats.Bound, b: dict, p: dict, alpha: float) -> str:
-    if bound.method.startswith("exact McNemar"):
-        m = re.search(r"b=(\d+), c=(\d+)", bound.method)
-        disc = (int(m.group(1)) + int(m.group(2))) / bound.n if m else 0.0
-        return f"{stats.mde_paired(disc, bound.n, alpha):.4f}"
-    if bound.method.startswith("paired bootstrap"):
-        return "—"
-    if b.get("stderr") is not None and p.get("stderr") is not None:
-        return f"{stats.mde_stderr(math.hypot(b['stderr'], p['stderr']), alpha):.4f}"
-    n = bound.n or b.get("n") or p.get("n")
-    if info.type in ("proportion", "score") and n:
-        return f"{stats.mde_proportion(float(b['value']), int(n), alpha):.4f}"
-    return "—"
+def _mde(bound: stats.Bound, alpha: float) -> str:
+    return "—" if bound.se is None else f"{stats.mde_stderr(bound.se, alpha):.4f}"
 
 
 def gate_pairwise(kind: str, higher_is_better: bool, lower: float, upper: float, margin: float) -> bool:
@@ -642,7 +631,7 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
                 observed=f"{_fmt(bd.delta)} ({float(p['value']):.4g} vs base {float(b['value']):.4g})",
                 bound=f"{conf} {_fmt(bd.bound)} {op} {_fmt(thr)}",
                 n=int(n) if n else None,
-                mde=_mde(info, bd, b, p, claim.alpha),
+                mde=_mde(bd, claim.alpha),
                 method=bd.method + (f", p={bd.p_value:.3g}" if bd.p_value is not None else ""),
                 value=bd.delta,
                 threshold=thr,
@@ -853,6 +842,12 @@ def evaluate(claims: Sequence[Claim], results: Iterable[Mapping[str, Any]]) -> l
             if applicable(c, g):
                 out.extend(_CHECKS[c.kind](c, g))
     return out
+
+
+def unchecked(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[str]:
+    """Claims that matched no (tier, model, metric) in these Results: listed, so none vanishes silently."""
+    seen = {v.claim for v in verdicts}
+    return [c.id for c in claims if c.id not in seen]
 
 
 def exit_code(verdicts: Sequence[Verdict]) -> int:

@@ -43,6 +43,7 @@ class Bound:
     method: str
     n: int | None
     p_value: float | None = None
+    se: float | None = None  # standard error of the difference where no effect; feeds the MDE
 
 
 def wilson_interval(p: float, n: int, z: float) -> tuple[float, float]:
@@ -72,15 +73,19 @@ def newcombe_bound(p1: float, n1: int, p0: float, n0: int, alpha: float, side: s
         b = d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
     else:
         b = d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
-    return Bound(d, b, side, "Newcombe-Wilson (unpaired)", min(n1, n0))
+    se0 = math.sqrt(max(p0 * (1 - p0), 1e-12) * (1 / n1 + 1 / n0))
+    return Bound(d, b, side, "Newcombe-Wilson (unpaired)", min(n1, n0), se=se0)
 
 
 def normal_bound(v1: float, se1: float, v0: float, se0: float, alpha: float, side: str) -> Bound:
     """One-sided bound on v1 - v0 from two independent estimates with standard errors."""
     _check_side(side)
     d = v1 - v0
-    half = _z(alpha) * math.hypot(se1, se0)
-    return Bound(d, d - half if side == "lower" else d + half, side, "normal from stderr (unpaired)", None)
+    se = math.hypot(se1, se0)
+    half = _z(alpha) * se
+    return Bound(
+        d, d - half if side == "lower" else d + half, side, "normal from stderr (unpaired)", None, se=se
+    )
 
 
 def mcnemar_exact(b: int, c: int, alternative: str = "two-sided") -> float:
@@ -110,13 +115,14 @@ def paired_binary_bound(base: Sequence[bool], pruned: Sequence[bool], alpha: flo
     c = int(np.sum(~a & p))
     m = b + c
     d = (c - b) / n
+    se = math.sqrt(max(m, 1)) / n  # McNemar: the difference's spread comes from the discordant pairs only
     if m == 0:
-        return Bound(0.0, 0.0, side, "exact McNemar (paired, no discordant pairs)", n, 1.0)
+        return Bound(0.0, 0.0, side, "exact McNemar (paired, no discordant pairs)", n, 1.0, se)
     ci = st.binomtest(c, m, 0.5).proportion_ci(confidence_level=1 - 2 * alpha, method="exact")
     pi = ci.low if side == "lower" else ci.high
     bound = m * (2 * pi - 1) / n
     pv = mcnemar_exact(b, c, "greater" if side == "lower" else "less")
-    return Bound(d, bound, side, f"exact McNemar (paired, b={b}, c={c})", n, pv)
+    return Bound(d, bound, side, f"exact McNemar (paired, b={b}, c={c})", n, pv, se)
 
 
 def paired_bootstrap_bound(
@@ -144,6 +150,7 @@ def paired_bootstrap_bound(
         side,
         f"paired bootstrap ({resamples} resamples, seed {seed})",
         int(diff.size),
+        se=float(means.std(ddof=1)),
     )
 
 
@@ -208,11 +215,6 @@ def mde_proportion(p: float, n: int, alpha: float, power: float = POWER) -> floa
     """Smallest difference of two independent proportions near p, each over n, a one-sided test finds."""
     p = min(max(p, 1e-6), 1 - 1e-6)
     return (_z(alpha) + float(st.norm.ppf(power))) * math.sqrt(2 * p * (1 - p) / n)
-
-
-def mde_paired(discordant_share: float, n: int, alpha: float, power: float = POWER) -> float:
-    """The same for paired binary outcomes, from the share of discordant pairs (McNemar's variance)."""
-    return (_z(alpha) + float(st.norm.ppf(power))) * math.sqrt(max(discordant_share, 1.0 / n) / n)
 
 
 def mde_stderr(se_diff: float, alpha: float, power: float = POWER, df: int | None = None) -> float:

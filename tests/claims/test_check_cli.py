@@ -134,3 +134,16 @@ def test_report_writes_tables_and_plots(tmp_path, capsys, monkeypatch):
         assert (out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"(plots/{p})" in md
     assert os.path.getsize(out / "plots" / "mmlu__acc.png") > 10_000
+
+
+def test_claims_that_match_nothing_are_listed_not_dropped(tmp_path, capsys):
+    for f in PAPER.glob("llama-3.2-3b_*.json"):
+        write_result(read_result(f), tmp_path / f.name)
+    assert main(["check", str(tmp_path), "--thresholds", str(THRESHOLDS)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("not applicable"))
+    listed = set(line.split(": ", 1)[1].split(", "))
+    assert listed == {
+        "instruct-ifeval-drops",
+        "instruct-ifeval-drops-nondegenerate",
+        "energy-per-token-mmlu-b1-1b",
+    }

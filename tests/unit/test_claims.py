@@ -227,6 +227,7 @@ def test_scores_are_paired_by_bootstrap(paper):
     )
     (v,) = evaluate(claims, [base, pruned])
     assert v.method.startswith("paired bootstrap") and v.verdict == "holds"
+    assert float(v.mde) < 0.01  # paired scores detect far smaller effects than the unpaired 0.06
     assert v.value == pytest.approx(-0.01, abs=1e-3)
 
 

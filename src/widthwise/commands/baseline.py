@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 "" if r.delta_se is None else f"{r.delta_se:+.2f}",
             ]
             for r in c.rows
-            if c.status == "new" or r.stored != r.new
+            if c.status != "unchanged"
         ]
         if rows:
             print(tabulate(rows, ["metric", "stored", "new", "change", "change/SE"], disable_numparse=True))

@@ -54,14 +54,23 @@ def run(args: argparse.Namespace) -> int:
         seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in groups}))
         raise WidthwiseError(f"no claim in {thresholds} applies to these Results ({seen})")
     code = claims.exit_code(verdicts)
+    skipped = claims.unchecked(claim_list, verdicts)
     if args.json:
-        print(json.dumps({"exit_code": code, "verdicts": [v.as_dict() for v in verdicts]}, indent=1))
+        out = {"exit_code": code, "verdicts": [v.as_dict() for v in verdicts], "not_applicable": skipped}
+        print(json.dumps(out, indent=1))
     else:
         print(report.verdict_table(verdicts))
         print()
         print(report.summary_line(verdicts))
+        if skipped:
+            print(
+                f"not applicable to these Results (no matching tier, model or metric): {', '.join(skipped)}"
+            )
         for v in verdicts:
             if v.verdict in claims.FAILING:
                 print(v.message)
-    report.append_step_summary(report.verdict_markdown(verdicts))
+    md = report.verdict_markdown(verdicts)
+    if skipped:
+        md += f"\nNot applicable to these Results: {', '.join(skipped)}\n"
+    report.append_step_summary(md)
     return code
