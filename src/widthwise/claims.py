@@ -622,13 +622,17 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
         ok = gate_pairwise(claim.kind, info.higher_is_better, lower, upper, claim.margin)
         conf = f"{100 * (1 - claim.alpha):g}% {'UCB' if side == 'upper' else 'LCB'}"
         n = bd.n or p.get("n") or b.get("n")
+        # Paired tests report the means over the paired documents (degenerate responses as failures
+        # where the claim says so), which can differ from the stored metric.
+        bv, pv = bd.means if bd.means else (float(b["value"]), float(p["value"]))
+        paired = f", paired over {bd.n} docs" if bd.means else ""
         out.append(
             _verdict(
                 claim,
                 group,
                 cfg,
                 verdict="holds" if ok else "fails",
-                observed=f"{_fmt(bd.delta)} ({float(p['value']):.4g} vs base {float(b['value']):.4g})",
+                observed=f"{_fmt(bd.delta)} ({pv:.4g} vs base {bv:.4g}{paired})",
                 bound=f"{conf} {_fmt(bd.bound)} {op} {_fmt(thr)}",
                 n=int(n) if n else None,
                 mde=_mde(bd, claim.alpha),

@@ -259,7 +259,7 @@ def write_report(
     groups = group_results(results)
     written: list[Path] = []
     md = ["# widthwise report", ""]
-    if verdicts is not None:
+    if verdicts:
         md += [verdict_markdown(verdicts, "Claims"), ""]
     md += ["## Results", ""]
     for g in groups:

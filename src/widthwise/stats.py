@@ -44,6 +44,7 @@ class Bound:
     n: int | None
     p_value: float | None = None
     se: float | None = None  # standard error of the difference where no effect; feeds the MDE
+    means: tuple[float, float] | None = None  # (base, pruned) over the paired documents
 
 
 def wilson_interval(p: float, n: int, z: float) -> tuple[float, float]:
@@ -116,13 +117,14 @@ def paired_binary_bound(base: Sequence[bool], pruned: Sequence[bool], alpha: flo
     m = b + c
     d = (c - b) / n
     se = math.sqrt(max(m, 1)) / n  # McNemar: the difference's spread comes from the discordant pairs only
+    means = (float(a.mean()), float(p.mean()))
     if m == 0:
-        return Bound(0.0, 0.0, side, "exact McNemar (paired, no discordant pairs)", n, 1.0, se)
+        return Bound(0.0, 0.0, side, "exact McNemar (paired, no discordant pairs)", n, 1.0, se, means)
     ci = st.binomtest(c, m, 0.5).proportion_ci(confidence_level=1 - 2 * alpha, method="exact")
     pi = ci.low if side == "lower" else ci.high
     bound = m * (2 * pi - 1) / n
     pv = mcnemar_exact(b, c, "greater" if side == "lower" else "less")
-    return Bound(d, bound, side, f"exact McNemar (paired, b={b}, c={c})", n, pv, se)
+    return Bound(d, bound, side, f"exact McNemar (paired, b={b}, c={c})", n, pv, se, means)
 
 
 def paired_bootstrap_bound(
@@ -151,6 +153,7 @@ def paired_bootstrap_bound(
         f"paired bootstrap ({resamples} resamples, seed {seed})",
         int(diff.size),
         se=float(means.std(ddof=1)),
+        means=(float(a.mean()), float(p.mean())),
     )
 
 

@@ -202,6 +202,7 @@ def test_a_rise_made_of_degenerate_responses_does_not_hold(paper):
     assert plain.verdict == "holds" and "exact McNemar (paired, b=30, c=50)" in plain.method
     assert nondeg.verdict == "fails" and "b=30, c=0" in nondeg.method
     assert nondeg.value == pytest.approx(-30 / 541)
+    assert f"({26 / 541:.4g} vs base {56 / 541:.4g}, paired over 541 docs)" in nondeg.observed
     assert exit_code([plain, nondeg]) == 1
 
 
