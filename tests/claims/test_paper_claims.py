@@ -139,3 +139,36 @@ def test_perturbation_fails_exactly_the_matching_claims(perturb, claims, paper_r
         )
         assert f"{value:.4g}" in v.message  # the perturbed value is what the message reports
     assert exit_code(verdicts) == 1
+
+
+def test_thresholds_state_the_whole_dichotomy(claims):
+    """Issue 5's list of claims: deleting or weakening one into another kind must be a visible change."""
+    have = {(c.metric, c.kind, c.exclude_degenerate) for c in claims}
+    required = {
+        ("mmlu/acc", "drop", False),
+        ("gsm8k/exact_match,flexible-extract", "drop", False),
+        ("wikitext/word_perplexity", "monotone_increasing", False),
+        ("lambada_openai/perplexity", "monotone_increasing", False),
+        ("hellaswag/acc_norm", "monotone_decreasing", False),
+        ("arc_challenge/acc_norm", "monotone_decreasing", False),
+        ("piqa/acc", "monotone_decreasing", False),
+        ("ifeval/prompt_level_strict_acc", "non_inferior", False),
+        ("ifeval/prompt_level_strict_acc", "non_inferior", True),
+        ("truthfulqa_mc2/acc", "non_inferior", False),
+        ("leaderboard_musr/acc_norm", "non_inferior", False),
+        ("mmlu/acc", "correlation", False),
+        ("ifeval/prompt_level_strict_acc", "drop", False),
+        ("ifeval/prompt_level_strict_acc", "drop", True),
+        ("bench:avg/j_per_token", "ratio_at_most", False),
+        ("bench:b8/throughput_tok_s", "ratio_at_least", False),
+        ("bench:b1/ttlt_ms", "ratio_at_least", False),
+    }
+    assert required <= have
+    by_id = {c.id: c for c in claims}
+    # MMLU is not monotone and the IFEval/TruthfulQA gains are within noise: never claimed otherwise.
+    assert not any(c.metric == "mmlu/acc" and c.kind.startswith("monotone") for c in claims)
+    assert not any(c.kind == "improves" for c in claims)
+    assert by_id["ifeval-non-inferior-2_4x"].ratios == (2.4,)
+    assert {c.metric for c in claims if c.metric.endswith("j_per_token")} <= {
+        c.metric for c in claims if c.kind.startswith("ratio")
+    }
