@@ -102,19 +102,21 @@ def append_step_summary(markdown: str, env: Mapping[str, str] | None = None) -> 
 # ---- metric tables --------------------------------------------------------------------------------------
 
 
-def _fmt_value(e: Mapping[str, Any] | None) -> str:
+def _fmt_value(key: str, e: Mapping[str, Any] | None) -> str:
     if e is None:
         return ""
     if e.get("value") is None:
         return "n/m"
-    v = float(e["value"])
-    s = f"{v:.4f}" if abs(v) < 10 else f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
-    return s + (f" ± {float(e['stderr']):.4f}" if e.get("stderr") is not None and abs(v) < 10 else "")
+    v, se = float(e["value"]), e.get("stderr")
+    info = metric_info(key)
+    if info is not None and info.type in ("proportion", "score"):
+        return f"{v:.4f}" + ("" if se is None else f" ± {float(se):.4f}")
+    return f"{v:.4g}" + ("" if se is None else f" ± {float(se):.2g}")
 
 
 def metric_table(group: Group, fmt: str = "github") -> str:
     keys = sorted({k for p in group.points for k in p.metrics})
-    rows = [[k, *[_fmt_value(p.metrics.get(k, (None,))[0]) for p in group.points]] for k in keys]
+    rows = [[k, *[_fmt_value(k, p.metrics.get(k, (None,))[0]) for p in group.points]] for k in keys]
     headers = ["metric", *[p.label for p in group.points]]
     return tabulate([[_md_cell(c) for c in r] for r in rows], headers, tablefmt=fmt, disable_numparse=True)
 
@@ -264,6 +266,12 @@ def write_report(
     md += ["## Results", ""]
     for g in groups:
         md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
+        if g.tier == "paper" and any(k.endswith("j_per_token") for p in g.points for k in p.metrics):
+            md += [
+                "J/token in the paper's tables are scaled by carbon intensity (its unit bug): "
+                "compare them only as ratios to the base model.",
+                "",
+            ]
     md += ["## Plots", "", "Paper dashed, measured solid; efficiency relative to each model's base.", ""]
     for g in groups:
         p = plot_dichotomy(g, out / "plots" / f"dichotomy_{g.tier}_{_slug(_short(g.model))}.png")
