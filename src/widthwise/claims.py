@@ -12,6 +12,8 @@ skipped (the claim needs per-sample records that these Results do not carry, e.g
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import tomllib
@@ -308,6 +310,9 @@ class Point:
     k: int | None
     ratio: float
     metrics: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # key -> (entry, source Result)
+    # The base model as measured in the same bench run (interleaved with this configuration): a ratio
+    # is taken against it rather than against a base measured at another time.
+    refs: dict[str, tuple[dict, dict]] = field(default_factory=dict)
 
     @property
     def is_base(self) -> bool:
@@ -335,11 +340,37 @@ class Group:
         return self.points[0] if self.points and self.points[0].is_base else None
 
 
+def bench_run(result: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(run id, role) of a Result that `widthwise bench` wrote beside its partner, else None.
+
+    One bench run measures the base and one pruned model interleaved and writes both with the same
+    device facts (which include the run's wall time), so those facts identify the run.
+    """
+    b = result.get("bench")
+    if not isinstance(b, dict) or b.get("role") not in ("base", "pruned") or "device" not in b:
+        return None
+    run = hashlib.sha256(json.dumps(b["device"], sort_keys=True, default=str).encode()).hexdigest()
+    return run, b["role"]
+
+
 def group_results(results: Iterable[Mapping[str, Any]]) -> list[Group]:
-    """Merge Results per (tier, model, configuration); a metric given twice with two values is refused."""
+    """Merge Results per (tier, model, configuration); a metric given twice with two values is refused.
+
+    A base Result that a bench run wrote beside a pruned one (a sweep writes one per configuration)
+    becomes that configuration's reference instead of competing for the base model's point.
+    """
+    results = list(results)
+    runs: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for r in results:
+        br = bench_run(r)
+        if br:
+            runs.setdefault(br[0], {})[br[1]] = r
+    partnered = {id(rs["base"]) for rs in runs.values() if "base" in rs and "pruned" in rs}
     pts: dict[tuple, Point] = {}
     names: dict[tuple, str] = {}
     for r in results:
+        if id(r) in partnered:
+            continue
         tier, mk = tier_of(r), model_key(r["model"]["name"])
         names.setdefault((tier, mk), r["model"]["name"])
         pr = r.get("pruning")
@@ -357,6 +388,10 @@ def group_results(results: Iterable[Mapping[str, Any]]) -> list[Group]:
                     f"{p.metrics[mkey][0].get('value')} and {entry.get('value')}"
                 )
             p.metrics[mkey] = (entry, r)
+        br = bench_run(r)
+        if br and br[1] == "pruned" and "base" in runs[br[0]]:
+            partner = runs[br[0]]["base"]
+            p.refs.update({k: (e, partner) for k, e in partner["metrics"].items()})
     groups: dict[tuple, list[Point]] = {}
     for (tier, mk, *_), p in pts.items():
         groups.setdefault((tier, mk), []).append(p)
@@ -488,10 +523,9 @@ def paired_records(base: Sequence[dict], pruned: Sequence[dict], where: str) -> 
     return pairs
 
 
-def _paired_bound(claim: Claim, bp: Point, pp: Point, side: str, where: str) -> stats.Bound | str | None:
+def _paired_bound(claim: Claim, bres: dict, pres: dict, side: str, where: str) -> stats.Bound | str | None:
     """A paired bound from per-sample records, 'skip: why' when exclude_degenerate has none, else None."""
     task = claim.metric.split("/", 1)[0]
-    (_, bres), (_, pres) = bp.metrics[claim.metric], pp.metrics[claim.metric]
     bs, ps = _samples(bres, task), _samples(pres, task)
     headline = all((r.get("headline") or {}).get(task) == claim.metric for r in (bres, pres))
     if claim.exclude_degenerate:
@@ -567,9 +601,9 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
     side = _pairwise_side(claim.kind, info.higher_is_better)
     for pp in _selected(claim, group):
         cfg = pp.label
-        b, bres = _value(group.base, claim.metric)
+        b, bres = pp.refs.get(claim.metric) or _value(group.base, claim.metric)
         p, pres = _value(pp, claim.metric)
-        if group.base is None or b is None:
+        if b is None:
             out.append(_missing(claim, group, cfg, f"{claim.metric} of the base model"))
             continue
         if p is None:
@@ -593,7 +627,7 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
             continue
         require_comparable(bres, pres)
         where = f"{claim.id}: {group.model} {cfg}"
-        bd = _paired_bound(claim, group.base, pp, side, where)
+        bd = _paired_bound(claim, bres, pres, side, where)
         if isinstance(bd, str):
             out.append(
                 _verdict(
@@ -766,9 +800,9 @@ def check_ratio(claim: Claim, group: Group) -> list[Verdict]:
     assert claim.bound is not None
     for pp in _selected(claim, group):
         cfg = pp.label
-        b, bres = _value(group.base, claim.metric)
+        b, bres = pp.refs.get(claim.metric) or _value(group.base, claim.metric)
         p, pres = _value(pp, claim.metric)
-        if group.base is None or b is None:
+        if b is None:
             out.append(_missing(claim, group, cfg, f"{claim.metric} of the base model"))
             continue
         if p is None:

@@ -129,15 +129,21 @@ def _slug(metric: str) -> str:
 
 
 def _series(group: Group, metric: str, relative: bool) -> tuple[list[float], list[float], list[float | None]]:
+    """x, y, yerr of one metric; relative to the base model as measured beside each point when it was."""
     xs, ys, es = [], [], []
-    base = group.base.metrics.get(metric, ({},))[0].get("value") if group.base else None
-    if relative and not base:
-        return [], [], []
+    base = group.base.metrics.get(metric, (None,))[0] if group.base else None
+    refs = [p.refs[metric][1] for p in group.points if metric in p.refs]
+    if relative and not base and refs:
+        # Only interleaved bases: the base sits at 1 by definition, at its own expansion ratio.
+        xs, ys, es = [float(refs[0]["expansion_ratio"])], [1.0], [None]
     for p in group.points:
         e = p.metrics.get(metric, (None,))[0]
         if not e or e.get("value") is None:
             continue
-        scale = 1.0 / float(base) if relative else 1.0
+        ref = (p.refs.get(metric) or (base,))[0] if relative else None
+        if relative and (not ref or not ref.get("value")):
+            continue
+        scale = 1.0 / float(ref["value"]) if relative else 1.0
         xs.append(p.ratio)
         ys.append(float(e["value"]) * scale)
         es.append(float(e["stderr"]) * scale if e.get("stderr") is not None else None)

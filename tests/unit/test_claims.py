@@ -266,3 +266,25 @@ def test_claims_apply_only_to_their_tier_model_and_method(paper):
         if r["pruning"]:
             r["pruning"]["method"] = "random"
     assert evaluate(claim, rs) == []  # an ablation is not the paper's PPM
+
+
+def test_bench_runs_compare_with_their_own_interleaved_base(paper):
+    """A sweep writes one base bench Result per configuration; each ratio uses its own run's base."""
+    results = []
+    for run, pct, base_j, pruned_j in ((1, 40, 0.20, 0.15), (2, 60, 0.10, 0.135)):
+        for r in measured(paper, B1, {None, pct}):
+            role = "pruned" if r["pruning"] else "base"
+            r["suite"], r["settings"] = "bench", {"device_kind": "cuda", "repeats": 3}
+            r["bench"] = {"role": role, "device": {"name": "H200", "bench_wall_s": 100.0 + run}}
+            value = pruned_j if r["pruning"] else base_j
+            r["metrics"] = {"bench:avg/j_per_token": {"value": value, "stderr": None, "n": 3}}
+            results.append(r)
+    claims = one_claim(kind="ratio_at_most", metric="bench:avg/j_per_token", pcts=[40, 60], bound=0.9)
+    v40, v60 = evaluate(claims, results)
+    assert (v40.verdict, v40.value) == ("holds", pytest.approx(0.75))
+    assert (v60.verdict, v60.value) == ("fails", pytest.approx(1.35))
+    # Without the run facts the two base measurements are two values for one point, which is refused.
+    for r in results:
+        r["bench"] = None
+    with pytest.raises(WidthwiseError, match="two Results give bench:avg/j_per_token"):
+        evaluate(claims, results)

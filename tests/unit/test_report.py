@@ -88,3 +88,24 @@ def test_plots_draw_paper_beside_measured(tmp_path):
 
     img = mpimg.imread(tmp_path / "plots" / "mmlu__acc.png")
     assert img.shape[0] > 300 and img.shape[1] > 500
+
+
+def test_bench_plot_is_relative_to_each_runs_own_base(tmp_path):
+    from widthwise.report import _series
+
+    results = []
+    for run, pct, base_j, pruned_j in ((1, 10, 0.5, 0.45), (2, 60, 0.4, 0.3)):
+        for r in _three_b():
+            if r["pruning"] is not None and r["pruning"]["pct"] != pct:
+                continue
+            r = copy.deepcopy(r)
+            r["provenance"], r["suite"], r["settings"] = {"source": "/m"}, "bench", {"device_kind": "cuda"}
+            r["bench"] = {"role": "pruned" if r["pruning"] else "base", "device": {"wall": run}}
+            r["metrics"] = {"bench:avg/j_per_token": {"value": pruned_j if r["pruning"] else base_j}}
+            results.append(r)
+    (g,) = group_results(results)
+    xs, ys, _ = _series(g, "bench:avg/j_per_token", relative=True)
+    assert [round(x, 2) for x in xs] == [2.67, 2.4, 1.07]
+    assert ys == [1.0, 0.9, 0.75]
+    paths = write_report(results, tmp_path)
+    assert tmp_path / "plots" / "bench-avg__j_per_token.png" in paths
