@@ -15,6 +15,7 @@ from widthwise.errors import WidthwiseError
 # name -> module; a new command is one line here and one module.
 COMMANDS: dict[str, str] = {
     "prune": "widthwise.commands.prune",
+    "eval": "widthwise.commands.eval",
     "bench": "widthwise.commands.bench",
     "check": "widthwise.commands.check",
     "report": "widthwise.commands.report",

@@ -1,0 +1,86 @@
+"""widthwise eval MODEL --suite NAME [--tasks a,b] [--pct P --method M] [--out FILE]"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+HELP = "Evaluate MODEL (pruned in memory first with --pct) on a suite through lm-eval and write a Result."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from widthwise.models import DEFAULT_MODEL
+
+    p.add_argument(
+        "model", metavar="MODEL", help=f"{DEFAULT_MODEL!r}, a .gguf file, a model folder or a hub id"
+    )
+    p.add_argument("--suite", required=True, help="suite name from widthwise/suites.toml: paper, cpu, smoke")
+    p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
+    p.add_argument("--pct", type=float, help="prune this percentage of MLP neurons in memory first")
+    p.add_argument("--method", default="ppm", help="neuron importance for --pct (default ppm)")
+    p.add_argument("--out", type=Path, help="write the Result JSON here (it is also kept in the cache)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.add_argument("--refresh", action="store_true", help="re-evaluate even when a cached Result exists")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    p.add_argument(
+        "--allow-hub",
+        action="store_true",
+        help="use lm-eval's built-in hub tasks where no offline data exists (also WIDTHWISE_ALLOW_HUB=1)",
+    )
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
+    )
+    p.add_argument("--verbose", action="store_true", help="show lm-eval's own logging")
+
+
+def _fmt(entry: dict) -> str:
+    v, se = entry.get("value"), entry.get("stderr")
+    if v is None:
+        return "n/a"
+    text = f"{v:.4g}"
+    if se is not None and math.isfinite(se):
+        text += f" ± {se:.2g}"
+    return text + f"  (n={entry.get('n')})"
+
+
+def run(args: argparse.Namespace) -> int:
+    from widthwise.errors import WidthwiseError
+    from widthwise.evaluate import evaluate
+    from widthwise.results import write_result
+
+    if args.out is not None and args.out.exists() and not args.force:
+        raise WidthwiseError(f"--out {args.out} exists; pass --force to overwrite it")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    outcome = evaluate(
+        args.model,
+        args.suite,
+        tasks=tasks,
+        pct=args.pct,
+        method=args.method,
+        allow_hub=args.allow_hub,
+        refresh=args.refresh,
+        use_cache=not args.no_cache,
+        verbose=args.verbose,
+        trust_remote_code=args.trust_remote_code,
+    )
+    result = outcome.result
+    if args.out is not None:
+        write_result(result, args.out, overwrite=args.force)
+    label = (
+        "base"
+        if result["pruning"] is None
+        else f"{result['pruning']['method']} pct {result['pruning']['pct']:g}"
+    )
+    how = f"cache hit {outcome.cache_file}" if outcome.cached else f"evaluated in {outcome.seconds:.0f}s"
+    print(f"{args.model} ({label}) on suite {result['suite']}: {how}")
+    for key in result["headline"].values():
+        print(f"  {key:45s} {_fmt(result['metrics'][key])}")
+    if "ifeval/degenerate_share" in result["metrics"]:
+        for key in ("ifeval/prompt_level_strict_acc_nondegenerate", "ifeval/degenerate_share"):
+            print(f"  {key:45s} {_fmt(result['metrics'][key])}")
+    if args.out is not None:
+        print(f"wrote {args.out}")
+    elif not outcome.cached and outcome.cache_file.exists():
+        print(f"Result kept at {outcome.cache_file}")
+    return 0

