@@ -12,6 +12,7 @@ import copy
 import re
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,14 @@ def _bench(
 
     t_start = time.perf_counter()
     facts_start = device.device_facts(dev, meter)
+    load = facts_start.get("load_average_1_5_15")
+    if load and load[0] > 0.5 and not dev.startswith("cuda"):
+        # Other work shares the cores: timings get noisy, and with every core asked for, OpenMP threads
+        # wait on each other at every barrier (several times slower, not just noisier).
+        say(
+            f"warning: load average {load[0]:g} on {facts_start['usable_cores']} cores before the bench; "
+            f"timings will be noisy{'' if args.threads else ' (consider --threads 1)'}"
+        )
     loaded = bench.load_bench_model(args.model, dtype=dtype, device=dev)
     models: list[tuple[str, Any]] = [("base", loaded.model)]
     report = None
@@ -244,6 +253,8 @@ def _bench(
     figs = {label: benchresults.series(cells, label) for label, _ in models}
     cfg = loaded.model.config
     shared_bench = {
+        # Both Results of one run carry the same id, so a checker can pair a pruned Result with its base.
+        "run_id": uuid.uuid4().hex,
         "timing": bench.__doc__,
         "device": facts,
         "energy": {
