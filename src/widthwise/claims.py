@@ -344,10 +344,15 @@ def bench_run(result: Mapping[str, Any]) -> tuple[str, str] | None:
     """(run id, role) of a Result that `widthwise bench` wrote beside its partner, else None.
 
     One bench run measures the base and one pruned model interleaved and writes both with the same
-    device facts (which include the run's wall time), so those facts identify the run.
+    bench.run_id; Results from before run_id existed share their device facts (with the run's wall
+    time), which identify the run as well.
     """
     b = result.get("bench")
-    if not isinstance(b, dict) or b.get("role") not in ("base", "pruned") or "device" not in b:
+    if not isinstance(b, dict) or b.get("role") not in ("base", "pruned"):
+        return None
+    if b.get("run_id"):
+        return str(b["run_id"]), b["role"]
+    if "device" not in b:
         return None
     run = hashlib.sha256(json.dumps(b["device"], sort_keys=True, default=str).encode()).hexdigest()
     return run, b["role"]

@@ -100,6 +100,7 @@ def test_bench_plot_is_relative_to_each_runs_own_base(tmp_path):
                 continue
             r = copy.deepcopy(r)
             r["provenance"], r["suite"], r["settings"] = {"source": "/m"}, "bench", {"device_kind": "cuda"}
+            # No run_id: Results from before it existed pair by their device facts.
             r["bench"] = {"role": "pruned" if r["pruning"] else "base", "device": {"wall": run}}
             r["metrics"] = {"bench:avg/j_per_token": {"value": pruned_j if r["pruning"] else base_j}}
             results.append(r)
