@@ -100,12 +100,22 @@ def mcnemar_exact(b: int, c: int, alternative: str = "two-sided") -> float:
     return float(st.binomtest(c, m, 0.5, alternative=alternative).pvalue)
 
 
-def paired_binary_bound(base: Sequence[bool], pruned: Sequence[bool], alpha: float, side: str) -> Bound:
-    """Bound on the paired difference of two correct/incorrect vectors, exact given the discordant pairs.
+def _cp(x: int, n: int, alpha: float) -> tuple[float, float]:
+    """Clopper-Pearson bounds for x of n, each one-sided at alpha."""
+    if n == 0:
+        return 0.0, 1.0
+    ci = st.binomtest(x, n, 0.5).proportion_ci(confidence_level=1 - 2 * alpha, method="exact")
+    return float(ci.low), float(ci.high)
 
-    Conditional on m discordant pairs, c ~ Binomial(m, pi) and the difference is m(2 pi - 1)/n; the
-    Clopper-Pearson bound on pi gives the bound on the difference. Its sign agrees with the one-sided
-    exact McNemar test at the same alpha, whose p-value is reported alongside.
+
+def paired_binary_bound(base: Sequence[bool], pruned: Sequence[bool], alpha: float, side: str) -> Bound:
+    """Bound on the paired difference of two correct/incorrect vectors, from exact binomial bounds.
+
+    With m discordant pairs of n, c of them for the pruned model, the difference is (m/n)(2 pi - 1)
+    where c ~ Binomial(m, pi). Bounding pi given m (exact, as McNemar's test) and the discordant share
+    m/n itself (Clopper-Pearson), with alpha split between the two, keeps the bound valid when the
+    discordant pairs are few or none: four identical answers do not prove non-inferiority. The exact
+    one-sided McNemar p-value is reported alongside.
     """
     _check_side(side)
     a, p = np.asarray(base, dtype=bool), np.asarray(pruned, dtype=bool)
@@ -118,11 +128,14 @@ def paired_binary_bound(base: Sequence[bool], pruned: Sequence[bool], alpha: flo
     d = (c - b) / n
     se = math.sqrt(max(m, 1)) / n  # McNemar: the difference's spread comes from the discordant pairs only
     means = (float(a.mean()), float(p.mean()))
-    if m == 0:
-        return Bound(0.0, 0.0, side, "exact McNemar (paired, no discordant pairs)", n, 1.0, se, means)
-    ci = st.binomtest(c, m, 0.5).proportion_ci(confidence_level=1 - 2 * alpha, method="exact")
-    pi = ci.low if side == "lower" else ci.high
-    bound = m * (2 * pi - 1) / n
+    pi_low, pi_high = _cp(c, m, alpha / 2)
+    share_low, share_high = _cp(m, n, alpha / 2)
+    if side == "lower":
+        g = 2 * pi_low - 1
+        bound = (share_high if g < 0 else share_low) * g
+    else:
+        g = 2 * pi_high - 1
+        bound = (share_high if g > 0 else share_low) * g
     pv = mcnemar_exact(b, c, "greater" if side == "lower" else "less")
     return Bound(d, bound, side, f"exact McNemar (paired, b={b}, c={c})", n, pv, se, means)
 

@@ -92,3 +92,12 @@ def test_ratio_bound_uses_t_for_few_runs():
     assert 0.8 < normal.bound < few.bound
     s = math.hypot(0.01 / 0.8, 0.01)
     assert few.bound == pytest.approx(0.8 * math.exp(st.t.ppf(0.95, 2) * s))
+
+
+def test_no_discordant_pairs_prove_little_on_few_documents():
+    few = stats.paired_binary_bound([False] * 4, [False] * 4, 0.05, "lower")
+    assert few.bound == pytest.approx(-(1 - 0.025 ** (1 / 4)))  # Clopper-Pearson for 0 of 4 at 2.5%
+    many = stats.paired_binary_bound(
+        [True] * 100 + [False] * 441, [True] * 100 + [False] * 441, 0.05, "lower"
+    )
+    assert -0.02 < many.bound < 0  # 541 identical answers do show non-inferiority within 0.02
