@@ -388,9 +388,11 @@ def group_results(results: Iterable[Mapping[str, Any]]) -> list[Group]:
         p = pts[key]
         for mkey, entry in r["metrics"].items():
             if mkey in p.metrics and p.metrics[mkey][0].get("value") != entry.get("value"):
+                other = p.metrics[mkey][1]
                 raise WidthwiseError(
                     f"two Results give {mkey} for {p.model} {p.label} [{tier}]: "
-                    f"{p.metrics[mkey][0].get('value')} and {entry.get('value')}"
+                    f"{p.metrics[mkey][0].get('value')} (suite {other.get('suite')!r}) and "
+                    f"{entry.get('value')} (suite {r.get('suite')!r}); pass one of them"
                 )
             p.metrics[mkey] = (entry, r)
         br = bench_run(r)
