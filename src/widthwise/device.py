@@ -55,7 +55,10 @@ def cuda_uuid(device: str) -> str | None:
         return None
     props = torch.cuda.get_device_properties(torch.device(device))
     uuid = getattr(props, "uuid", None)
-    return f"GPU-{uuid}" if uuid is not None else None
+    if uuid is None:
+        return None
+    text = str(uuid)
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
 
 
 def gpu_facts(nvml: Any, handle: Any) -> dict[str, Any]:

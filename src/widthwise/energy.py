@@ -213,7 +213,12 @@ class NvmlMeter(Meter):
                 nvml.nvmlDeviceGetHandleByUUID(uuid) if uuid else nvml.nvmlDeviceGetHandleByIndex(index)
             )
         except Exception as e:
-            return f"NVML has no GPU {uuid or index} ({type(e).__name__}: {e})"
+            try:  # with a single board there is no ambiguity to resolve
+                if not uuid or nvml.nvmlDeviceGetCount() != 1:
+                    raise e
+                self.handle = nvml.nvmlDeviceGetHandleByIndex(0)
+            except Exception:
+                return f"NVML has no GPU {uuid or index} ({type(e).__name__}: {e})"
         try:
             nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
             self.counter = True

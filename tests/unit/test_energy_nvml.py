@@ -182,3 +182,17 @@ def test_none_meter_and_unknown_meter():
         m.stop()
     with pytest.raises(WidthwiseError, match="unknown meter"):
         open_meter("codecarbon")
+
+
+def test_board_found_by_uuid_or_the_only_board(fake):
+    f = fake()
+    assert NvmlMeter(uuid="GPU-1234").handle == ("gpu", "GPU-1234")
+
+    def unknown(uuid):
+        raise f.NVMLError("Not Found")
+
+    f.nvmlDeviceGetHandleByUUID = unknown
+    f.nvmlDeviceGetCount = lambda: 1
+    assert NvmlMeter(uuid="GPU-1234").handle == ("gpu", 0)
+    f.nvmlDeviceGetCount = lambda: 2  # which of two? refuse rather than read the wrong board
+    assert "no GPU GPU-1234" in NvmlMeter(uuid="GPU-1234").unavailable

@@ -225,6 +225,7 @@ def _bench(
                     idle=idle,
                     power_limit_w=limit_w,
                     min_window_s=min_window,
+                    progress=say,
                 )
             )
     facts = {
