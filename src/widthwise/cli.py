@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "prune": "widthwise.commands.prune",
     "eval": "widthwise.commands.eval",
     "bench": "widthwise.commands.bench",
+    "sweep": "widthwise.commands.sweep",
     "check": "widthwise.commands.check",
     "report": "widthwise.commands.report",
     "baseline": "widthwise.commands.baseline",

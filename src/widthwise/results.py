@@ -35,6 +35,8 @@ from typing import Any
 from widthwise.errors import WidthwiseError
 
 SCHEMA = "widthwise.result/1"
+# JSON files that live beside Results in widthwise folders but are not Results.
+MANIFESTS = ("widthwise.json", "sweep.json")
 REQUIRED = ("schema", "model", "pruning", "expansion_ratio", "settings", "metrics", "provenance")
 
 
@@ -130,7 +132,7 @@ def collect_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
-            files = [f for f in files if f.name != "widthwise.json"]
+            files = [f for f in files if f.name not in MANIFESTS]
             if not files:
                 raise WidthwiseError(f"{p}: no Result files in this folder")
             out.extend(read_result(f) for f in files)

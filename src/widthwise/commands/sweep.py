@@ -1,0 +1,69 @@
+"""widthwise sweep [MODEL] [--pcts P,...] [--suite S] [--no-bench] [--controls] [--shard i/n] --out DIR"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Prune, evaluate and bench a model at every configuration, then check the claims and report."
+
+# What the embedded default shows: SmolLM2-135M loses most of its knowledge within the first 20% (see
+# README, "The CPU tier"), so small steps tell more than the paper's 10..60 grid.
+DEFAULT_PCTS = "0,10,20"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from widthwise.models import DEFAULT_MODEL
+
+    p.add_argument(
+        "model", nargs="?", default=DEFAULT_MODEL, metavar="MODEL", help=f"default {DEFAULT_MODEL}"
+    )
+    p.add_argument(
+        "--pcts", default=DEFAULT_PCTS, help=f"pruning percentages, 0 = base (default {DEFAULT_PCTS})"
+    )
+    p.add_argument("--method", default="ppm", help="neuron importance (default ppm)")
+    p.add_argument("--suite", default="cpu", help="evaluation suite (default cpu)")
+    p.add_argument(
+        "--bench", action=argparse.BooleanOptionalAction, default=True, help="run the efficiency bench"
+    )
+    p.add_argument("--bench-args", default="", help="extra arguments for each bench, e.g. '--new-tokens 32'")
+    p.add_argument("--controls", action="store_true", help="also run the random and ppm-reverse controls")
+    p.add_argument("--control-pcts", help="pcts for the controls (default: the same as --pcts)")
+    p.add_argument("--shard", help="run shard i of n (e.g. 2/7); check merges shard folders")
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="lm-eval backend (recorded)")
+    p.add_argument("--devices", default="auto", help="devices for the backend (recorded)")
+    p.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output folder (default runs/sweep)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import shlex
+
+    from widthwise import sweep
+    from widthwise.cli import main
+    from widthwise.errors import WidthwiseError
+
+    pcts = sweep.parse_pcts(args.pcts)
+    which = sweep.parse_shard(args.shard)
+    control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
+    if args.backend != "hf":
+        raise WidthwiseError(f"--backend {args.backend} is not wired yet; only hf runs today")
+    configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
+    mine = sweep.shard(configs, which)
+    request = {"bench": args.bench, "method": args.method, "backend": args.backend, "devices": args.devices}
+    sweep.run(
+        args.model,
+        mine,
+        args.out,
+        suite=args.suite,
+        bench=args.bench,
+        bench_args=shlex.split(args.bench_args),
+        request=request,
+    )
+    if which is not None:
+        print(f"sweep: shard {args.shard} done; merge shards with `widthwise check DIR1 DIR2 ...`")
+        return 0
+    results = str(args.out / "results")
+    code = main(["report", results, "--out", str(args.out / "report")])
+    if code != 0:
+        return code
+    return main(["check", results])
