@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
     )
+    p.add_argument("--threads", type=int, help="torch CPU threads (default 1, or WIDTHWISE_THREADS)")
     p.add_argument("--verbose", action="store_true", help="show lm-eval's own logging")
 
 
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         verbose=args.verbose,
         trust_remote_code=args.trust_remote_code,
+        threads=args.threads,
     )
     result = outcome.result
     if args.out is not None:
