@@ -160,9 +160,11 @@ def setup_environment(allow_hub: bool) -> None:
 
     lm-eval's ifeval instructions_util downloads punkt_tab at import time unless NLTK finds it.
     """
-    if not allow_hub:
-        os.environ["HF_DATASETS_OFFLINE"] = "1"
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    # Explicitly allowed hub access wins over an inherited offline switch (nox and CI set them);
+    # datasets and huggingface_hub read these once, at import, so this must run before lm-eval loads.
+    flag = "0" if allow_hub else "1"
+    os.environ["HF_DATASETS_OFFLINE"] = flag
+    os.environ["HF_HUB_OFFLINE"] = flag
     shared = data_dir()
     if shared is not None and (shared / "nltk_data").is_dir():
         nltk_dir = str(shared / "nltk_data")

@@ -650,6 +650,8 @@ def evaluate(
     verbose: bool = False,
     trust_remote_code: bool = False,
     threads: int | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
 ) -> Outcome:
     """Evaluate MODEL (pruned by `pct` first when given) on a suite; a cached Result when unchanged."""
     t0 = time.perf_counter()
@@ -674,7 +676,7 @@ def evaluate(
     from widthwise.models import count_parameters, load_model, weights_sha256
 
     with _quiet(verbose):
-        loaded_model = load_model(model, trust_remote_code=trust_remote_code)
+        loaded_model = load_model(model, dtype=dtype, trust_remote_code=trust_remote_code, device=device)
         m = loaded_model.model
         report = None
         if spec_prune is not None:
@@ -719,7 +721,7 @@ def evaluate(
         "base_weights_sha256": loaded_model.weights_sha256,
         "weights_sha256": weights,
         "pruning": report.as_dict() if report else None,
-        "device": "cpu",
+        "device": device,
         "torch_threads": torch.get_num_threads(),
         "seed": suite.seed,
         "dtype": dtype,
@@ -750,7 +752,7 @@ def evaluate(
     from lm_eval.models.huggingface import HFLM
 
     with _quiet(verbose):
-        lm = HFLM(pretrained=m, tokenizer=loaded_model.tokenizer, batch_size=suite.batch_size, device="cpu")
+        lm = HFLM(pretrained=m, tokenizer=loaded_model.tokenizer, batch_size=suite.batch_size, device=device)
         t_run = time.perf_counter()
         lm_out = run_lm_eval(lm, suite, task_items, tm, loaded_model.tokenizer)
     metrics, headline, samples = to_result_parts(task_items, lm_out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -129,3 +130,16 @@ def test_metric_entries_follow_the_naming_convention():
     assert out["exact_match,strict-match"] == {"value": 0.25, "stderr": 0.1, "n": 4}
     assert out["exact_match,flexible-extract"] == {"value": 0.5, "stderr": None, "n": 4}
     assert out["acc"]["value"] is None and "nan" in out["acc"]["not_measurable"]
+
+
+def test_offline_unless_hub_is_explicitly_allowed(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    data.setup_environment(allow_hub=True)
+    assert (os.environ["HF_HUB_OFFLINE"], os.environ["HF_DATASETS_OFFLINE"]) == ("0", "0")
+    data.setup_environment(allow_hub=False)
+    assert (os.environ["HF_HUB_OFFLINE"], os.environ["HF_DATASETS_OFFLINE"]) == ("1", "1")
+    monkeypatch.setenv(data.HUB_ENV, "1")
+    assert data.hub_allowed()
+    monkeypatch.setenv(data.HUB_ENV, "0")
+    assert not data.hub_allowed()

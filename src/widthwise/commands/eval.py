@@ -31,6 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
     )
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on GPU runners (default cpu)")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="model dtype (default auto: the checkpoint's own, float32 for the default model)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default 1, or WIDTHWISE_THREADS)")
     p.add_argument("--verbose", action="store_true", help="show lm-eval's own logging")
 
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         trust_remote_code=args.trust_remote_code,
         threads=args.threads,
+        device=args.device,
+        dtype=args.dtype,
     )
     result = outcome.result
     if args.out is not None:
