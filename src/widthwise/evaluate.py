@@ -397,12 +397,16 @@ def data_checksums(sources: dict[str, Source]) -> dict[str, Any]:
     return out
 
 
-def cache_key(weights_sha: str, settings: Mapping[str, Any], checksums: Mapping[str, Any]) -> str:
+def cache_key(
+    weights_sha: str, settings: Mapping[str, Any], checksums: Mapping[str, Any], runtime: Mapping[str, Any]
+) -> str:
+    """runtime: device and thread count, which can move floating-point results (not a comparison setting)."""
     from widthwise.provenance import versions
 
     v = versions()
     material = {
         "cache_version": CACHE_VERSION,
+        "runtime": dict(runtime),
         "weights_sha256": weights_sha,
         "settings": settings,
         "data": {
@@ -688,7 +692,7 @@ def evaluate(
         task_items, tm = load_tasks(suite, sources)
     settings = build_settings(suite, task_items, sources, loaded_model.tokenizer, dtype)
     checksums = data_checksums(sources)
-    key = cache_key(weights, settings, checksums)
+    key = cache_key(weights, settings, checksums, {"device": device, "threads": torch.get_num_threads()})
     cfile = cache_path(key)
     if use_cache and not refresh and cfile.exists():
         from widthwise.results import read_result

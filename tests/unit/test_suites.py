@@ -143,3 +143,22 @@ def test_offline_unless_hub_is_explicitly_allowed(monkeypatch):
     assert data.hub_allowed()
     monkeypatch.setenv(data.HUB_ENV, "0")
     assert not data.hub_allowed()
+
+
+def test_cache_key_changes_with_everything_that_changes_a_score():
+    settings = {"suite": "smoke", "tasks": {"piqa": {"shots": 0, "n": 4, "sample_ids_sha256": "a"}}}
+    sums = {"piqa": {"source": "local", "files": {"olmo:x": {"path": "/x", "sha256": "1"}}}}
+    rt = {"device": "cpu", "threads": 1}
+    key = evaluate.cache_key("w", settings, sums, rt)
+    assert key == evaluate.cache_key("w", settings, sums, rt)
+    moved = {"piqa": {"source": "local", "files": {"olmo:x": {"path": "/elsewhere/x", "sha256": "1"}}}}
+    assert key == evaluate.cache_key("w", settings, moved, rt)  # same bytes in another place
+    other_ids = {"suite": "smoke", "tasks": {"piqa": {"shots": 0, "n": 4, "sample_ids_sha256": "b"}}}
+    changed = {"piqa": {"source": "local", "files": {"olmo:x": {"path": "/x", "sha256": "2"}}}}
+    for variant in [
+        ("v", settings, sums, rt),
+        ("w", other_ids, sums, rt),
+        ("w", settings, changed, rt),
+        ("w", settings, sums, {"device": "cuda", "threads": 1}),
+    ]:
+        assert evaluate.cache_key(*variant) != key
