@@ -335,6 +335,9 @@ def build_settings(
         tasks[spec.name] = {
             "source": sources[spec.name].kind,
             "shots": spec.shots,
+            # Offline copies can lack a split (GSM8K has no train split: shots come from test).
+            "split": leaf.get_config("test_split") or leaf.get_config("validation_split"),
+            "fewshot_split": leaf.get_config("fewshot_split") if spec.shots else None,
             "n": n,
             "sample_ids_sha256": _ids_sha256(item.ids, item.sizes),
             "generation_kwargs": _jsonable(gen) if gen else None,
