@@ -16,7 +16,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from widthwise.bench import Cell, paired_ratios, per_repeat, summary
+from widthwise.bench import Cell, Ideal, paired_ratios, per_repeat, summary
 
 METRICS = ("ttft_ms", "tpot_ms", "latency_ms", "throughput_tok_s", "j_per_token", "j_per_token_gross")
 BATCH_AGGREGATES = ("throughput_tok_s", "latency_ms", "ttft_ms", "tpot_ms")
@@ -73,7 +73,7 @@ def spreads(figs: dict[str, dict[str, list[float | None]]]) -> dict[str, Any]:
 def ratios(
     base: dict[str, dict[str, list[float | None]]],
     pruned: dict[str, dict[str, list[float | None]]],
-    ideal: float,
+    ideal: Ideal,
 ) -> dict[str, Any]:
     return {group: paired_ratios(base[group], pruned[group], ideal) for group in base}
 

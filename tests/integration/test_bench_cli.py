@@ -63,9 +63,11 @@ def bench_args(model, out, *extra):
 
 def test_pruned_run_writes_comparable_base_and_pruned_results(tiny_folder, tmp_path, capsys):
     out = tmp_path / "r" / "tiny.json"
-    assert main(bench_args(tiny_folder, out, "--pct", "40", "--meter", "none")) == 0
+    # --align 16 rounds the planned 39 neurons down to 32; it must not be applied to the range check.
+    assert main(bench_args(tiny_folder, out, "--pct", "40", "--align", "16", "--meter", "none")) == 0
     pruned, base = read_result(out), read_result(tmp_path / "r" / "tiny.base.json")
     assert base["pruning"] is None and pruned["pruning"]["pct"] == 40
+    assert pruned["pruning"]["align"] == 16 and pruned["model"]["intermediate_size"] == 32
     assert base["settings"] == pruned["settings"] and base["suite"] == "bench"
     assert pruned["model"]["intermediate_size"] < base["model"]["intermediate_size"]
     assert pruned["model"]["weights_sha256"] == base["model"]["weights_sha256"]  # the same model, pruned

@@ -145,14 +145,17 @@ def test_real_cpu_bench_of_base_and_pruned_gives_positive_figures():
                 assert f["ttft_ms"] > 0 and f["tpot_ms"] > 0 and f["throughput_tok_s"] > 0
                 assert f["ttft_ms"] < f["latency_ms"]
                 assert f["j_per_token"] is None  # no meter, no number
-    ideal = bench.matmul_params_per_token(base) / bench.matmul_params_per_token(pruned)
+    ideal = bench.Ideal.of(base, pruned)
+    assert ideal.prefill > ideal.decode > 1  # the LM head, unpruned, weighs on decode only
     r = bench.paired_ratios(
         bench.per_repeat(cells[1].windows["base"]), bench.per_repeat(cells[1].windows["pruned"]), ideal
     )
     assert set(r) == {"ttft_ms", "tpot_ms", "latency_ms", "throughput_tok_s"}
     for x in r.values():
         assert x["ratio"]["n"] == 3 and x["ratio"]["median"] > 0
-        assert x["achieved_over_ideal"] == pytest.approx(x["speedup"] / ideal)
+        assert x["achieved_over_ideal"] == pytest.approx(x["speedup"] / x["ideal_speedup"])
+    assert r["ttft_ms"]["ideal_speedup"] == ideal.prefill and r["tpot_ms"]["ideal_speedup"] == ideal.decode
+    assert ideal.decode < r["latency_ms"]["ideal_speedup"] < ideal.prefill
 
 
 def test_matmul_params_count_decoder_projections_and_lm_head():
@@ -161,6 +164,7 @@ def test_matmul_params_count_decoder_projections_and_lm_head():
     kv = 2 * (h // 4)  # 2 kv heads of head_dim 8
     per_layer = h * h + 2 * h * kv + h * h + 3 * h * i
     assert bench.matmul_params_per_token(m) == layers * per_layer + v * h
+    assert bench.prefill_matmul_params(m) == layers * per_layer
     prune_model(m, PruneSpec(pct=50))
     assert bench.matmul_params_per_token(m) == layers * (per_layer - 3 * h * 32) + v * h
 
@@ -181,10 +185,9 @@ def test_random_llama_32_1b_shape_is_built_locally():
     assert (c.num_attention_heads, c.num_key_value_heads, c.vocab_size) == (32, 8, 128256)
     assert c.tie_word_embeddings
     # Decoder projections of 2 layers plus the (tied) LM head.
-    assert (
-        bench.matmul_params_per_token(m)
-        == 2 * (2 * 2048 * 2048 + 2 * 2048 * 512 + 3 * 2048 * 8192) + 128256 * 2048
-    )
+    decoder = 2 * (2 * 2048 * 2048 + 2 * 2048 * 512 + 3 * 2048 * 8192)
+    assert bench.matmul_params_per_token(m) == decoder + 128256 * 2048
+    assert bench.prefill_matmul_params(m) == decoder
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from widthwise import device, workloads
     from widthwise.energy import open_meter
     from widthwise.errors import WidthwiseError
-    from widthwise.prune import PruneSpec
+    from widthwise.prune import PruneSpec, width_from_pct
 
     # Everything that needs no model is checked first, so bad input costs nothing.
     if args.repeats < MIN_REPEATS:
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         if args.pct is not None:
-            spec.width(100, 1)
+            width_from_pct(100, args.pct)  # the range check alone: --align applies to the real width
     elif args.align is not None:
         raise WidthwiseError("--align needs --pct, --ratio or --intermediate-size")
     wls = workloads.load(
@@ -188,7 +188,7 @@ def _bench(
         report = prune_model(pruned, spec)
         models.append(("pruned", pruned))
     p_matmul = {label: bench.matmul_params_per_token(m) for label, m in models}
-    ideal = p_matmul["base"] / p_matmul["pruned"] if spec else 1.0
+    ideal = bench.Ideal.of(loaded.model, models[1][1]) if spec else None
 
     energy_reason = meter.unavailable
     idle = None
@@ -316,7 +316,7 @@ def _bench(
             "spread": benchresults.spreads(figs[label]),
         }
         if label == "pruned":
-            r["bench"]["ideal_speedup"] = ideal
+            r["bench"]["ideal_speedup"] = {"decode": ideal.decode, "prefill": ideal.prefill}
             r["bench"]["vs_base"] = benchresults.ratios(figs["base"], figs["pruned"], ideal)
             r["bench"]["prune_report"] = report.as_dict()
         results.append(r)
@@ -326,8 +326,10 @@ def _bench(
         print(benchresults.figures_table(figs[label], energy_reason))
     if spec is not None:
         print(
-            f"\npruned/base, paired by repeat; ideal speed-up {ideal:.3f} = matmul params per token "
-            f"{p_matmul['base']:,} / {p_matmul['pruned']:,}"
+            f"\npruned/base, paired by repeat. Ideal speed-up per generated token {ideal.decode:.3f} (matmul "
+            f"params {p_matmul['base']:,} / {p_matmul['pruned']:,}), per prompt token {ideal.prefill:.3f} "
+            "(decoder only); latency, throughput and J/token: the base's prefill and decode times each cut "
+            "by its ideal"
         )
         print(benchresults.ratio_table(results[1]["bench"]["vs_base"]))
     la = facts.get("load_average_1_5_15")
