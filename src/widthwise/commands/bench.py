@@ -2,7 +2,16 @@
 
 With a pruning option, the base model and its pruned copy are benched in one run, alternating window by
 window, and two Results are written: FILE for the pruned model and FILE with ".base" before ".json" for the
-base (same settings, so `widthwise check` can compare them). Without one, only the base Result (FILE).
+base (same settings and the same bench.run_id, so `widthwise check` can pair them). Without one, only the
+base Result (FILE). Tables of medians with [p10, p90], and of pruned/base ratios with achieved/ideal, are
+printed; what each figure means is in widthwise/bench.py.
+
+MODEL `random:llama-3.2-1b-shape[:LAYERS]` is Llama-3.2-1B's layer shapes (hidden 2048, intermediate 8192,
+32/8 heads, vocabulary 128256, tied embeddings) with random weights (seed 0), LAYERS decoder layers (2 by
+default), built locally with no hub; it borrows the default model's tokenizer.
+
+On a CPU shared with other work, `--threads 1` gives steadier timings: with every core requested, torch's
+threads wait on each other at each barrier whenever another process holds a core.
 """
 
 from __future__ import annotations
