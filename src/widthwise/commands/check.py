@@ -37,6 +37,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also load these Results and check them with RESULTS (a stored base-model measurement that "
         "pruned shards compare with, or baselines/paper to list the paper tier beside); repeatable",
     )
+    p.add_argument(
+        "--regression",
+        type=Path,
+        metavar="DIR",
+        help="also compare every eval Result in RESULTS per document with its stored baseline in DIR "
+        "(same model, configuration, suite and settings)",
+    )
+    p.add_argument(
+        "--max-changed",
+        type=int,
+        default=0,
+        help="regression: documents per task allowed to change outcome (default 0: CPU runs reproduce)",
+    )
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
 
 
@@ -47,8 +60,16 @@ def run(args: argparse.Namespace) -> int:
 
     thresholds = args.thresholds or claims.default_thresholds()
     claim_list = claims.load_thresholds(thresholds)
-    results = collect_results([*args.results, *args.baselines])
+    fresh = collect_results(args.results)
+    results = fresh + (collect_results(args.baselines) if args.baselines else [])
     verdicts = claims.evaluate(claim_list, results)
+    if args.regression is not None:
+        from widthwise import regression
+
+        if args.max_changed < 0:
+            raise WidthwiseError("--max-changed must be 0 or more")
+        stored = collect_results([args.regression])
+        verdicts += regression.check(fresh, stored, max_changed=args.max_changed)
     if not verdicts:
         groups = claims.group_results(results)
         seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in groups}))

@@ -1,0 +1,125 @@
+"""The regression gate: a fresh Result compared document by document with its stored baseline.
+
+Claims in thresholds.toml ask whether the paper's findings hold; this gate asks a narrower question a
+maintainer of pruning code needs answered on every change: does the pruner still produce the model it
+produced when the baseline was stored? On CPU, greedy decoding and log-likelihood scoring with the same
+thread count reproduce exactly, so the default tolerance is zero changed documents. A changed kept-neuron
+set shows up here even when the aggregate accuracy happens to land on the same value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from widthwise.claims import Verdict, model_key, paired_records
+from widthwise.errors import WidthwiseError
+from widthwise.results import settings_mismatch
+
+
+def identity(result: Mapping[str, Any]) -> tuple:
+    """What a Result measures: model, pruning configuration and suite (not when or where it ran)."""
+    p = result.get("pruning") or {}
+    return (
+        model_key(result["model"]["name"]),
+        p.get("method"),
+        p.get("pct"),
+        p.get("ratio"),
+        p.get("intermediate_size"),
+        result.get("suite"),
+    )
+
+
+def label(result: Mapping[str, Any]) -> str:
+    p = result.get("pruning")
+    head = (
+        "base"
+        if not p
+        else f"{p.get('method')} pct {p.get('pct'):g}"
+        if p.get("pct") is not None
+        else "pruned"
+    )
+    return f"{head} ({result['expansion_ratio']:.2f}x)"
+
+
+def _same(a: dict, b: dict, rel_tol: float) -> bool:
+    """Binary outcomes must be equal; continuous scores (mc2, log-likelihoods) equal within rel_tol.
+
+    1e-4 relative absorbs float32 summation-order differences between CPUs and thread counts and is far
+    below what any change of kept neurons does to a score (whole percents).
+    """
+    if "correct" in a or "correct" in b:
+        return a.get("correct") == b.get("correct")
+    x, y = a.get("score"), b.get("score")
+    if x is None or y is None:
+        return x == y
+    return math.isclose(x, y, rel_tol=rel_tol, abs_tol=rel_tol)
+
+
+def compare(
+    fresh: Mapping[str, Any], stored: Mapping[str, Any], *, max_changed: int = 0, rel_tol: float = 1e-4
+) -> list[Verdict]:
+    """One verdict per task: how many documents changed their outcome since the baseline was stored."""
+    diff = settings_mismatch(fresh, stored)
+    if diff:
+        raise WidthwiseError(
+            f"regression: {fresh['model']['name']} {label(fresh)} was made under other settings than its "
+            f"baseline: {'; '.join(diff)}"
+        )
+    verdicts = []
+    for task in sorted(stored.get("samples") or {}):
+        where = f"regression {fresh['model']['name']} {label(fresh)} {task}"
+        if task not in (fresh.get("samples") or {}):
+            raise WidthwiseError(f"{where}: the fresh Result has no per-sample records for {task}")
+        pairs = paired_records(stored["samples"][task], fresh["samples"][task], where)
+        changed = [a.get("doc_id") for a, b in pairs if not _same(a, b, rel_tol)]
+        metric = (stored.get("headline") or {}).get(task, f"{task}/samples")
+        examples = f" (doc_ids {', '.join(map(str, changed[:5]))}{', ...' if len(changed) > 5 else ''})"
+        verdicts.append(
+            Verdict(
+                claim="regression",
+                statement="per-sample outcomes equal the stored baseline's",
+                kind="regression",
+                metric=metric,
+                tier=str(stored.get("suite")),
+                model=fresh["model"]["name"],
+                config=label(fresh),
+                verdict="holds" if len(changed) <= max_changed else "fails",
+                observed=f"{len(changed)} of {len(pairs)} documents changed" + (examples if changed else ""),
+                bound=f"<= {max_changed} changed",
+                n=len(pairs),
+                mde="—",
+                method="paired by doc_id, doc and prompt hashes must match",
+                value=float(len(changed)),
+                threshold=float(max_changed),
+            )
+        )
+    return verdicts
+
+
+def check(
+    fresh: Iterable[Mapping[str, Any]],
+    stored: Sequence[Mapping[str, Any]],
+    *,
+    max_changed: int = 0,
+    rel_tol: float = 1e-4,
+) -> list[Verdict]:
+    """Compare every fresh eval Result (one with per-sample records) with the stored one of its identity."""
+    by_id: dict[tuple, Mapping[str, Any]] = {}
+    for s in stored:
+        if s.get("samples"):
+            if identity(s) in by_id:
+                raise WidthwiseError(f"two stored baselines for {s['model']['name']} {label(s)}")
+            by_id[identity(s)] = s
+    verdicts = []
+    for f in fresh:
+        if not f.get("samples"):
+            continue  # bench Results carry no per-sample records
+        base = by_id.get(identity(f))
+        if base is None:
+            raise WidthwiseError(f"regression: no stored baseline for {f['model']['name']} {label(f)}")
+        verdicts += compare(f, base, max_changed=max_changed, rel_tol=rel_tol)
+    if not verdicts:
+        raise WidthwiseError("regression: none of the fresh Results has per-sample records to compare")
+    return verdicts

@@ -1,0 +1,60 @@
+"""The regression gate on real smoke-suite Results of the default model (tests/claims/data)."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from widthwise.errors import WidthwiseError
+from widthwise.regression import check, compare
+
+DATA = Path(__file__).resolve().parents[1] / "claims" / "data" / "eval-smoke"
+
+
+@pytest.fixture
+def base():
+    return json.loads((DATA / "base.json").read_text())
+
+
+@pytest.fixture
+def pruned():
+    return json.loads((DATA / "pct40.json").read_text())
+
+
+def test_a_reproduced_run_holds(base, pruned):
+    verdicts = check([copy.deepcopy(base), copy.deepcopy(pruned)], [base, pruned])
+    assert {v.verdict for v in verdicts} == {"holds"}
+    assert {v.metric.split("/")[0] for v in verdicts} == set(base["samples"])
+    assert all(v.observed.startswith("0 of ") for v in verdicts)
+
+
+def test_one_changed_answer_fails_and_is_named(base):
+    fresh = copy.deepcopy(base)
+    rec = fresh["samples"]["mmlu"][1]
+    rec["correct"] = not rec["correct"]
+    (mmlu,) = [v for v in compare(fresh, base) if v.metric.startswith("mmlu/")]
+    assert mmlu.verdict == "fails" and f"doc_ids {rec['doc_id']}" in mmlu.observed
+    assert compare(fresh, base, max_changed=1)[1].verdict == "holds"
+
+
+def test_scores_change_beyond_float_noise(base):
+    fresh = copy.deepcopy(base)
+    fresh["samples"]["truthfulqa_mc2"][0]["score"] *= 1 + 1e-6  # summation-order noise: tolerated
+    assert {v.verdict for v in compare(fresh, base)} == {"holds"}
+    fresh["samples"]["truthfulqa_mc2"][0]["score"] *= 1.01
+    verdict = [v for v in compare(fresh, base) if v.metric.startswith("truthfulqa_mc2")][0]
+    assert verdict.verdict == "fails"
+
+
+def test_different_inputs_or_settings_are_refused(base, pruned):
+    fresh = copy.deepcopy(base)
+    fresh["samples"]["mmlu"][0]["prompt_hash"] = "0" * 64
+    with pytest.raises(WidthwiseError, match="prompt_hash differs"):
+        compare(fresh, base)
+    fresh = copy.deepcopy(base)
+    fresh["settings"]["dtype"] = "bfloat16"
+    with pytest.raises(WidthwiseError, match="other settings.*dtype"):
+        compare(fresh, base)
+    with pytest.raises(WidthwiseError, match="no stored baseline"):
+        check([pruned], [base])
