@@ -1,0 +1,55 @@
+"""The CPU tier's regression gate catches a broken pruner on the real default model.
+
+A fresh smoke-suite evaluation at PPM 20% is compared per document with the Result stored in
+baselines/measured/smoke. The correct pruner reproduces it exactly; two realistic pruner bugs, keeping the
+lowest scores instead of the highest and slicing down_proj with the wrong indices, both make it fail.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import widthwise.prune as prune
+from widthwise.models import DEFAULT_MODEL
+from widthwise.regression import check
+
+pytestmark = pytest.mark.slow
+
+STORED = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "smoke"
+
+
+def fresh_eval():
+    from widthwise.evaluate import evaluate
+
+    return evaluate(DEFAULT_MODEL, "smoke", pct=20, use_cache=False).result
+
+
+def stored():
+    return [json.loads(p.read_text()) for p in sorted(STORED.glob("*.json"))]
+
+
+def test_the_correct_pruner_reproduces_the_stored_baseline():
+    verdicts = check([fresh_eval()], stored())
+    assert verdicts and {v.verdict for v in verdicts} == {"holds"}, [v.message for v in verdicts]
+
+
+def test_keeping_the_lowest_scores_fails(monkeypatch):
+    broken = prune.Method(prune.ppm, "lowest", "bug: keeps the least important neurons")
+    monkeypatch.setitem(prune.METHODS, "ppm", broken)
+    verdicts = check([fresh_eval()], stored())
+    assert "fails" in {v.verdict for v in verdicts}
+
+
+def test_slicing_down_proj_with_the_wrong_indices_fails(monkeypatch):
+    right = prune.slice_mlp
+
+    def off_by_one(mlp, keep):
+        down = mlp.down_proj
+        right(mlp, keep)
+        # bug: down_proj columns taken for the neighbouring neurons, not the kept ones
+        mlp.down_proj = prune._sliced(down, (keep + 1) % down.in_features, 1)
+
+    monkeypatch.setattr(prune, "slice_mlp", off_by_one)
+    verdicts = check([fresh_eval()], stored())
+    assert "fails" in {v.verdict for v in verdicts}
