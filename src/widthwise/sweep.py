@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -144,17 +145,25 @@ def run(
     suite: str,
     bench: bool,
     bench_args: Sequence[str] = (),
+    jobs: int = 1,
     eval_fn: Callable[[str, Config, Path], None] | None = None,
     bench_fn: Callable[[str, Config, Path], None] | None = None,
     request: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Stage]:
-    """Run every unfinished stage of `configs`; return the stages that ran."""
+    """Run every unfinished stage of `configs`; return the stages that ran.
+
+    Evaluations are independent and, with jobs > 1, run in that many processes (one torch thread each
+    is the evaluation default, so two jobs fill a 2-core machine). Benches always run one at a time,
+    after every evaluation, because a bench timed beside other work measures the other work.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _manifest(out, {**(request or {}), "model": model, "suite": suite, "configs": [c.label for c in configs]})
-    eval_fn = eval_fn or _eval_stage(suite)
-    bench_fn = bench_fn or _bench_stage(bench_args)
+    if jobs < 1:
+        raise WidthwiseError(f"--jobs must be at least 1, got {jobs}")
+    if jobs > 1 and (eval_fn or bench_fn):
+        raise WidthwiseError("custom stage functions run in this process only (jobs=1)")
 
     stages = [Stage(c, "eval", result_path(out, "eval", c)) for c in configs]
     # The bench compares base and pruned inside one run, so the base needs no bench stage of its own.
@@ -163,47 +172,79 @@ def run(
     todo = [s for s in stages if not _done(s)]
     if len(todo) < len(stages):
         log(f"sweep: {len(stages) - len(todo)} of {len(stages)} stages already done in {out}, skipping them")
-    t0, ran = time.perf_counter(), []
-    for n, stage in enumerate(todo, 1):
-        t = time.perf_counter()
-        log(f"sweep [{n}/{len(todo)}] {stage.config.label} {stage.name} ...")
-        (eval_fn if stage.name == "eval" else bench_fn)(model, stage.config, stage.path)
-        ran.append(stage)
-        elapsed = time.perf_counter() - t0
-        remaining = elapsed / n * (len(todo) - n)
-        took = _fmt(time.perf_counter() - t)
-        log(
-            f"sweep [{n}/{len(todo)}] {stage.config.label} {stage.name} done in {took}"
-            f"; elapsed {_fmt(elapsed)}, about {_fmt(remaining)} to go"
+    progress = _Progress(len(todo), log)
+    evals = [s for s in todo if s.name == "eval"]
+    benches = [s for s in todo if s.name == "bench"]
+    if jobs > 1 and len(evals) > 1:
+        import concurrent.futures as cf
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+        with cf.ProcessPoolExecutor(min(jobs, len(evals)), mp_context=ctx) as pool:
+            running = {}
+            for st in evals:
+                progress.start(st)
+                running[pool.submit(run_stage, "eval", model, st.config, st.path, suite, ())] = st
+            for fut in cf.as_completed(running):
+                fut.result()  # re-raises a stage's error here
+                progress.done(running[fut])
+    else:
+        for st in evals:
+            progress.start(st)
+            (eval_fn or partial(run_stage, "eval", suite=suite, bench_args=()))(model, st.config, st.path)
+            progress.done(st)
+    for st in benches:
+        progress.start(st)
+        (bench_fn or partial(run_stage, "bench", suite=suite, bench_args=bench_args))(
+            model, st.config, st.path
         )
-    return ran
+        progress.done(st)
+    return progress.finished
 
 
-def _eval_stage(suite: str) -> Callable[[str, Config, Path], None]:
-    def stage(model: str, config: Config, path: Path) -> None:
+class _Progress:
+    """One line when a stage starts and one when it ends, with elapsed and estimated remaining time."""
+
+    def __init__(self, total: int, log: Callable[[str], None]) -> None:
+        self.total, self.log, self.t0 = total, log, time.perf_counter()
+        self.started: dict[str, float] = {}
+        self.finished: list[Stage] = []
+
+    def start(self, st: Stage) -> None:
+        self.started[str(st.path)] = time.perf_counter()
+        self.log(f"sweep {st.config.label} {st.name} ...")
+
+    def done(self, st: Stage) -> None:
+        self.finished.append(st)
+        n, now = len(self.finished), time.perf_counter()
+        elapsed = now - self.t0
+        self.log(
+            f"sweep [{n}/{self.total}] {st.config.label} {st.name} done in "
+            f"{_fmt(now - self.started[str(st.path)])}; elapsed {_fmt(elapsed)}, "
+            f"about {_fmt(elapsed / n * (self.total - n))} to go"
+        )
+
+
+def run_stage(
+    name: str, model: str, config: Config, path: Path, suite: str, bench_args: Sequence[str] = ()
+) -> None:
+    """One stage, as a top-level function so a process pool can run it."""
+    if name == "eval":
         from widthwise.evaluate import evaluate
         from widthwise.results import write_result
 
         kw = {} if config.is_base else {"pct": config.pct, "method": config.method}
-        outcome = evaluate(model, suite, **kw)
-        write_result(outcome.result, path)
+        write_result(evaluate(model, suite, **kw).result, path)
+        return
+    from widthwise.cli import main
 
-    return stage
-
-
-def _bench_stage(extra: Sequence[str]) -> Callable[[str, Config, Path], None]:
-    def stage(model: str, config: Config, path: Path) -> None:
-        from widthwise.cli import main
-
-        argv = ["bench", model, "--pct", f"{config.pct:g}", "--method", config.method, "--out", str(path)]
-        # Only an incomplete pair (interrupted between its two files) is here to be overwritten.
-        code = main(
-            [*argv, *extra, "--force"] if path.exists() or _bench_base(path).exists() else [*argv, *extra]
-        )
-        if code != 0:
-            raise WidthwiseError(f"bench of {config.label} failed (exit {code})")
-
-    return stage
+    argv = ["bench", model, "--pct", f"{config.pct:g}", "--method", config.method, "--out", str(path)]
+    # Only an incomplete pair (interrupted between its two files) is here to be overwritten.
+    if path.exists() or _bench_base(path).exists():
+        argv.append("--force")
+    code = main([*argv, *bench_args])
+    if code != 0:
+        raise WidthwiseError(f"bench of {config.label} failed (exit {code})")
 
 
 def describe(configs: Sequence[Config]) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """`widthwise sweep` end to end through real lm-eval on a tiny Llama: resume, shards, check merging shards."""
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_interrupted_sweep_resumes_and_shards_check_like_one_run(tiny_llama, thr
     out = tmp_path / "whole"
 
     # Interrupt after the first configuration: its Result is kept, nothing half-written is left behind.
-    real = sweep._eval_stage("smoke")
+    real = partial(sweep.run_stage, "eval", suite="smoke")
     calls = []
 
     def interrupted(model, config, path):
@@ -90,10 +91,11 @@ def test_interrupted_sweep_resumes_and_shards_check_like_one_run(tiny_llama, thr
     assert sweep.run(str(tiny_llama), configs, out, suite="smoke", bench=False) == []
 
     # Two shards in two folders, checked together, give the verdicts of the unsharded run.
+    # (Each shard evaluates in two worker processes, as `--jobs 2` does on a 2-core machine.)
     for i in (1, 2):
-        sweep.run(
-            str(tiny_llama), sweep.shard(configs, (i, 2)), tmp_path / f"shard{i}", suite="smoke", bench=False
-        )
+        shard = sweep.shard(configs, (i, 2))
+        ran = sweep.run(str(tiny_llama), shard, tmp_path / f"shard{i}", suite="smoke", bench=False, jobs=2)
+        assert sorted(s.config.pct for s in ran) == sorted(c.pct for c in shard)
     assert len(list((tmp_path / "shard1").rglob("*.json"))) == 3  # base and pct 50, plus sweep.json
     whole = verdicts([out], thresholds, capsys)
     sharded = verdicts([tmp_path / "shard1", tmp_path / "shard2"], thresholds, capsys)

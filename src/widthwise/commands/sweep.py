@@ -29,6 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bench-args", default="", help="extra arguments for each bench, e.g. '--new-tokens 32'")
     p.add_argument("--controls", action="store_true", help="also run the random and ppm-reverse controls")
     p.add_argument("--control-pcts", help="pcts for the controls (default: the same as --pcts)")
+    p.add_argument(
+        "--jobs",
+        default="auto",
+        help="evaluations run in parallel processes (auto: one per CPU core, at most 4, on the CPU suites; "
+        "1 for the paper suite, whose runs each fill a GPU); benches always run alone",
+    )
     p.add_argument("--shard", help="run shard i of n (e.g. 2/7); check merges shard folders")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="lm-eval backend (recorded)")
     p.add_argument("--devices", default="auto", help="devices for the backend (recorded)")
@@ -36,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     import shlex
 
     from widthwise import sweep
@@ -47,6 +54,13 @@ def run(args: argparse.Namespace) -> int:
     control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
     if args.backend != "hf":
         raise WidthwiseError(f"--backend {args.backend} is not wired yet; only hf runs today")
+    if args.jobs == "auto":
+        jobs = 1 if args.suite == "paper" else max(1, min(4, os.cpu_count() or 1))
+    else:
+        try:
+            jobs = int(args.jobs)
+        except ValueError:
+            raise WidthwiseError(f"--jobs must be a number or auto, got {args.jobs!r}") from None
     configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
     mine = sweep.shard(configs, which)
     request = {"bench": args.bench, "method": args.method, "backend": args.backend, "devices": args.devices}
@@ -57,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         suite=args.suite,
         bench=args.bench,
         bench_args=shlex.split(args.bench_args),
+        jobs=jobs,
         request=request,
     )
     if which is not None:
