@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_model
+from tinymodels import tiny_model
 from widthwise import sweep
 from widthwise.cli import main
 

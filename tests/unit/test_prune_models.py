@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from conftest import tiny_model
+from tinymodels import tiny_model
 from widthwise.errors import WidthwiseError
 from widthwise.models import count_parameters, mlp_layers, save_model
 from widthwise.prune import PruneSpec, apply, plan, prune_model
