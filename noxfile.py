@@ -111,6 +111,7 @@ def bench(session: nox.Session) -> None:
         "40",
         "--out",
         "runs/bench/smollm2-pct40.json",
+        "--force",  # a rerun of the session replaces its own figures
     ]
     session.run("widthwise", "bench", *args, env=_env())
 
