@@ -601,6 +601,33 @@ def _pairwise_side(kind: str, higher_is_better: bool) -> str:
     return "lower"
 
 
+def _base_and_pruned(claim: Claim, group: Group, pp: Point) -> tuple[dict, dict, dict, dict] | Verdict:
+    """The claim's metric at the base and at `pp` (entry, source Result each), or the verdict that says
+    why there is nothing to compare (missing, not measurable). Refuses Results made under other settings."""
+    cfg = pp.label
+    b, bres = pp.refs.get(claim.metric) or _value(group.base, claim.metric)
+    p, pres = _value(pp, claim.metric)
+    if b is None:
+        return _missing(claim, group, cfg, f"{claim.metric} of the base model")
+    if p is None:
+        return _missing(claim, group, cfg, f"{claim.metric} at this configuration")
+    why = _unmeasurable(b, p)
+    if why:
+        return _verdict(
+            claim,
+            group,
+            cfg,
+            verdict="not_measurable",
+            observed=f"not measurable: {why}",
+            bound="—",
+            n=None,
+            mde="—",
+            method="",
+        )
+    require_comparable(bres, pres)
+    return b, bres, p, pres
+
+
 def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
     info = metric_info(claim.metric)
     assert info is not None
@@ -608,31 +635,11 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
     side = _pairwise_side(claim.kind, info.higher_is_better)
     for pp in _selected(claim, group):
         cfg = pp.label
-        b, bres = pp.refs.get(claim.metric) or _value(group.base, claim.metric)
-        p, pres = _value(pp, claim.metric)
-        if b is None:
-            out.append(_missing(claim, group, cfg, f"{claim.metric} of the base model"))
+        pair = _base_and_pruned(claim, group, pp)
+        if isinstance(pair, Verdict):
+            out.append(pair)
             continue
-        if p is None:
-            out.append(_missing(claim, group, cfg, f"{claim.metric} at this configuration"))
-            continue
-        why = _unmeasurable(b, p)
-        if why:
-            out.append(
-                _verdict(
-                    claim,
-                    group,
-                    cfg,
-                    verdict="not_measurable",
-                    observed=f"not measurable: {why}",
-                    bound="—",
-                    n=None,
-                    mde="—",
-                    method="",
-                )
-            )
-            continue
-        require_comparable(bres, pres)
+        b, bres, p, pres = pair
         where = f"{claim.id}: {group.model} {cfg}"
         bd = _paired_bound(claim, bres, pres, side, where)
         if isinstance(bd, str):
@@ -807,31 +814,11 @@ def check_ratio(claim: Claim, group: Group) -> list[Verdict]:
     assert claim.bound is not None
     for pp in _selected(claim, group):
         cfg = pp.label
-        b, bres = pp.refs.get(claim.metric) or _value(group.base, claim.metric)
-        p, pres = _value(pp, claim.metric)
-        if b is None:
-            out.append(_missing(claim, group, cfg, f"{claim.metric} of the base model"))
+        pair = _base_and_pruned(claim, group, pp)
+        if isinstance(pair, Verdict):
+            out.append(pair)
             continue
-        if p is None:
-            out.append(_missing(claim, group, cfg, f"{claim.metric} at this configuration"))
-            continue
-        why = _unmeasurable(b, p)
-        if why:
-            out.append(
-                _verdict(
-                    claim,
-                    group,
-                    cfg,
-                    verdict="not_measurable",
-                    observed=f"not measurable: {why}",
-                    bound="—",
-                    n=None,
-                    mde="—",
-                    method="",
-                )
-            )
-            continue
-        require_comparable(bres, pres)
+        b, bres, p, pres = pair
         bv, pv = float(b["value"]), float(p["value"])
         bse, pse = b.get("stderr"), p.get("stderr")
         n = min(int(b["n"]), int(p["n"])) if b.get("n") and p.get("n") else None
