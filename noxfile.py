@@ -82,7 +82,10 @@ def claims_cpu(session: nox.Session) -> None:
 
 @nox.session(name="claims-gpu")
 def claims_gpu(session: nox.Session) -> None:
-    """The GPU tier: sweep Llama-3.2-1B and -3B on the paper suite and check every claim (CUDA, HF_TOKEN)."""
+    """The GPU tier: sweep Llama-3.2-1B and -3B on the paper suite and check every claim (CUDA, HF_TOKEN).
+
+    Arguments after `--` go to each sweep, e.g. `nox -s claims-gpu -- --backend vllm --devices 4`.
+    """
     import shutil
 
     if not shutil.which("nvidia-smi"):
@@ -95,9 +98,8 @@ def claims_gpu(session: nox.Session) -> None:
     pcts = "0,10,20,30,40,50,60"
     for model in ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"):
         out = f"runs/claims-gpu/{model.split('/')[-1]}"
-        session.run(
-            "widthwise", "sweep", model, "--pcts", pcts, "--suite", "paper", "--bench", "--out", out, env=env
-        )
+        args = ["--pcts", pcts, "--suite", "paper", "--device", "cuda", "--bench", "--out", out]
+        session.run("widthwise", "sweep", model, *args, *session.posargs, env=env)
     session.run("widthwise", "check", "runs/claims-gpu", env=env)
 
 

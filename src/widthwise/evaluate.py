@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from widthwise import data, degeneracy
+from widthwise import backends, data, degeneracy
 from widthwise.errors import WidthwiseError
 
 SUITES_FILE = Path(__file__).with_name("suites.toml")
@@ -323,7 +323,12 @@ def applies_chat_template(suite: Suite, spec: TaskSpec, tokenizer: Any) -> bool:
 
 
 def build_settings(
-    suite: Suite, loaded: list[Loaded], sources: dict[str, Source], tokenizer: Any, dtype: str
+    suite: Suite,
+    loaded: list[Loaded],
+    sources: dict[str, Source],
+    tokenizer: Any,
+    dtype: str,
+    backend: str = backends.DEFAULT_BACKEND,
 ) -> dict[str, Any]:
     tasks = {}
     for item in loaded:
@@ -348,6 +353,7 @@ def build_settings(
     return {
         "suite": suite.name,
         "seed": suite.seed,
+        "backend": backend,
         "tasks": tasks,
         "dtype": dtype,
         "batch_size": suite.batch_size,
@@ -578,8 +584,12 @@ def _quiet(verbose: bool) -> Iterator[None]:
             logging.getLogger(n).setLevel(lvl)
 
 
-def run_lm_eval(lm: Any, suite: Suite, loaded: list[Loaded], tm: Any, tokenizer: Any) -> dict[str, Any]:
-    """Run lm-eval once per phase (no chat template / chat template); merge results and samples."""
+def run_lm_eval(
+    lm: Any, suite: Suite, loaded: list[Loaded], tm: Any, tokenizer: Any
+) -> dict[str, Any] | None:
+    """Run lm-eval once per phase (no chat template / chat template); merge results and samples.
+
+    None on the ranks other than 0 of a data-parallel run: lm-eval returns outputs on rank 0 only."""
     from lm_eval import simple_evaluate
 
     phases: dict[bool, list[Loaded]] = defaultdict(list)
@@ -599,6 +609,8 @@ def run_lm_eval(lm: Any, suite: Suite, loaded: list[Loaded], tm: Any, tokenizer:
             bootstrap_iters=BOOTSTRAP_ITERS,
             **LM_EVAL_SEEDS,
         )
+        if out is None:
+            return None
         for key in merged:
             merged[key].update(out.get(key, {}))
     return merged
@@ -659,10 +671,16 @@ def evaluate(
     threads: int | None = None,
     device: str = "cpu",
     dtype: str = "auto",
+    backend: str = backends.DEFAULT_BACKEND,
+    devices: int | str = 1,
 ) -> Outcome:
-    """Evaluate MODEL (pruned by `pct` first when given) on a suite; a cached Result when unchanged."""
+    """Evaluate MODEL (pruned by `pct` first when given) on a suite; a cached Result when unchanged.
+
+    backend/devices choose the lm-eval backend and how many devices it spreads over (widthwise.backends).
+    """
     t0 = time.perf_counter()
     suite = get_suite(suite_name, tasks)
+    n_devices = backends.resolve_devices(backend, devices, device)
     allow_hub = allow_hub or data.hub_allowed()
     data.setup_environment(allow_hub)
     spec_prune = None
@@ -693,9 +711,10 @@ def evaluate(
         weights = weights_sha256(m) if report else loaded_model.weights_sha256
         dtype = str(next(m.parameters()).dtype).removeprefix("torch.")
         task_items, tm = load_tasks(suite, sources)
-    settings = build_settings(suite, task_items, sources, loaded_model.tokenizer, dtype)
+    settings = build_settings(suite, task_items, sources, loaded_model.tokenizer, dtype, backend)
     checksums = data_checksums(sources)
-    key = cache_key(weights, settings, checksums, {"device": device, "threads": torch.get_num_threads()})
+    runtime = {"device": device, "threads": torch.get_num_threads(), "devices": n_devices}
+    key = cache_key(weights, settings, checksums, runtime)
     cfile = cache_path(key)
     if use_cache and not refresh and cfile.exists():
         from widthwise.results import read_result
@@ -730,6 +749,7 @@ def evaluate(
         "pruning": report.as_dict() if report else None,
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        "backend": backends.describe(backend, n_devices),
         "seed": suite.seed,
         "dtype": dtype,
         "chat_template_applied": {t: s["chat_template"] for t, s in settings["tasks"].items()},
@@ -756,13 +776,21 @@ def evaluate(
         provenance=prov,
     )
 
-    from lm_eval.models.huggingface import HFLM
+    t_run = time.perf_counter()
+    if backends.needs_folder(backend, n_devices):
+        metrics, headline, samples = _evaluate_from_folder(
+            loaded_model, report, suite, task_items, tm, tasks, dtype, backend, n_devices, allow_hub, verbose
+        )
+    else:
+        from lm_eval.models.huggingface import HFLM
 
-    with _quiet(verbose):
-        lm = HFLM(pretrained=m, tokenizer=loaded_model.tokenizer, batch_size=suite.batch_size, device=device)
-        t_run = time.perf_counter()
-        lm_out = run_lm_eval(lm, suite, task_items, tm, loaded_model.tokenizer)
-    metrics, headline, samples = to_result_parts(task_items, lm_out)
+        with _quiet(verbose):
+            lm = HFLM(
+                pretrained=m, tokenizer=loaded_model.tokenizer, batch_size=suite.batch_size, device=device
+            )
+            lm_out = run_lm_eval(lm, suite, task_items, tm, loaded_model.tokenizer)
+        assert lm_out is not None  # one process is always rank 0
+        metrics, headline, samples = to_result_parts(task_items, lm_out)
     for task, why in suite.substitutes.items():
         metric = _suites_toml()["tasks"][task]["headline"]
         metrics[f"{task}/{metric}"] = {
@@ -777,3 +805,44 @@ def evaluate(
     if use_cache:
         write_result(result, cfile, overwrite=True)
     return Outcome(result, False, cfile, time.perf_counter() - t0)
+
+
+def _evaluate_from_folder(
+    loaded_model: Any,
+    report: Any,
+    suite: Suite,
+    task_items: list[Loaded],
+    tm: Any,
+    tasks: list[str] | None,
+    dtype: str,
+    backend: str,
+    n_devices: int,
+    allow_hub: bool,
+    verbose: bool,
+) -> tuple[dict, dict, dict]:
+    """vllm, or hf over several devices: both load a folder, so the (pruned) model is saved to a
+    temporary one beside the model cache and removed afterwards."""
+    from widthwise.models import cache_dir, save_model
+
+    scratch = cache_dir() / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="eval-") as tmp:
+        folder = Path(tmp) / "model"
+        manifest = {"source": loaded_model.name, "pruning": report.as_dict() if report else None}
+        save_model(loaded_model.model, loaded_model.tokenizer, folder, manifest, force=False)
+        if backend == "hf":
+            parts = backends.run_data_parallel(
+                folder,
+                suite.name,
+                tasks,
+                dtype=dtype,
+                nproc=n_devices,
+                workdir=Path(tmp),
+                allow_hub=allow_hub,
+            )
+            return parts["metrics"], parts["headline"], parts["samples"]
+        with _quiet(verbose):
+            lm = backends.make_vllm(folder, dtype=dtype, devices=n_devices, seed=suite.seed)
+            lm_out = run_lm_eval(lm, suite, task_items, tm, loaded_model.tokenizer)
+        assert lm_out is not None
+        return to_result_parts(task_items, lm_out)

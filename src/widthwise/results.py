@@ -145,9 +145,14 @@ def collect_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return out
 
 
+# Settings recorded only since a later version: a Result without one was made with this value.
+SETTING_DEFAULTS = {"backend": "hf"}
+
+
 def settings_mismatch(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """The settings on which two Results differ; comparing them is refused when this is non-empty."""
-    sa, sb = a.get("settings", {}), b.get("settings", {})
+    sa = SETTING_DEFAULTS | dict(a.get("settings", {}))
+    sb = SETTING_DEFAULTS | dict(b.get("settings", {}))
     return [
         f"{k}: {sa.get(k)!r} != {sb.get(k)!r}" for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)
     ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -146,6 +146,7 @@ def run(
     bench: bool,
     bench_args: Sequence[str] = (),
     jobs: int = 1,
+    eval_kw: Mapping[str, Any] | None = None,
     eval_fn: Callable[[str, Config, Path], None] | None = None,
     bench_fn: Callable[[str, Config, Path], None] | None = None,
     request: dict[str, Any] | None = None,
@@ -154,7 +155,8 @@ def run(
     """Run every unfinished stage of `configs`; return the stages that ran.
 
     Evaluations are independent and, with jobs > 1, run in that many processes (one torch thread each
-    is the evaluation default, so two jobs fill a 2-core machine). Benches always run one at a time,
+    is the evaluation default, so two jobs fill a 2-core machine). eval_kw (device, backend, devices)
+    goes to every evaluate() call. Benches always run one at a time,
     after every evaluation, because a bench timed beside other work measures the other work.
     """
     out = Path(out)
@@ -184,14 +186,15 @@ def run(
             running = {}
             for st in evals:
                 progress.start(st)
-                running[pool.submit(run_stage, "eval", model, st.config, st.path, suite, ())] = st
+                running[pool.submit(run_stage, "eval", model, st.config, st.path, suite, (), eval_kw)] = st
             for fut in cf.as_completed(running):
                 fut.result()  # re-raises a stage's error here
                 progress.done(running[fut])
     else:
         for st in evals:
             progress.start(st)
-            (eval_fn or partial(run_stage, "eval", suite=suite, bench_args=()))(model, st.config, st.path)
+            stage = eval_fn or partial(run_stage, "eval", suite=suite, eval_kw=eval_kw)
+            stage(model, st.config, st.path)
             progress.done(st)
     for st in benches:
         progress.start(st)
@@ -226,7 +229,13 @@ class _Progress:
 
 
 def run_stage(
-    name: str, model: str, config: Config, path: Path, suite: str, bench_args: Sequence[str] = ()
+    name: str,
+    model: str,
+    config: Config,
+    path: Path,
+    suite: str,
+    bench_args: Sequence[str] = (),
+    eval_kw: Mapping[str, Any] | None = None,
 ) -> None:
     """One stage, as a top-level function so a process pool can run it."""
     if name == "eval":
@@ -234,7 +243,7 @@ def run_stage(
         from widthwise.results import write_result
 
         kw = {} if config.is_base else {"pct": config.pct, "method": config.method}
-        write_result(evaluate(model, suite, **kw).result, path)
+        write_result(evaluate(model, suite, **kw, **(eval_kw or {})).result, path)
         return
     from widthwise.cli import main
 

@@ -31,7 +31,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
     )
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda on GPU runners (default cpu)")
+    p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument(
+        "--backend",
+        default="hf",
+        choices=["hf", "vllm"],
+        help="lm-eval backend: hf (transformers, default) or vllm (CUDA, needs vllm installed)",
+    )
+    p.add_argument(
+        "--devices",
+        default="1",
+        help="GPUs to spread the evaluation over through the backend: a number, or auto for all visible",
+    )
     p.add_argument(
         "--dtype",
         default="auto",
@@ -57,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from widthwise.evaluate import evaluate
     from widthwise.results import write_result
 
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.out is not None and args.out.exists() and not args.force:
         raise WidthwiseError(f"--out {args.out} exists; pass --force to overwrite it")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
@@ -74,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         dtype=args.dtype,
+        backend=args.backend,
+        devices=args.devices,
     )
     result = outcome.result
     if args.out is not None:

@@ -42,8 +42,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "1 for the paper suite, whose runs each fill a GPU); benches always run alone",
     )
     p.add_argument("--shard", help="run shard i of n (e.g. 2/7); check merges shard folders")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="lm-eval backend (recorded)")
-    p.add_argument("--devices", default="auto", help="devices for the backend (recorded)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="torch device for evaluations (default: cuda when available, else cpu)",
+    )
+    p.add_argument(
+        "--backend",
+        default="hf",
+        choices=["hf", "vllm"],
+        help="lm-eval backend for evaluations: hf (default) or vllm (recorded in each Result)",
+    )
+    p.add_argument(
+        "--devices",
+        default="auto",
+        help="GPUs one evaluation spreads over through the backend (default auto: all visible on cuda, "
+        "1 on cpu); recorded in each Result",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output folder (default runs/sweep)")
 
 
@@ -51,17 +66,23 @@ def run(args: argparse.Namespace) -> int:
     import os
     import shlex
 
-    from widthwise import sweep
+    from widthwise import backends, sweep
     from widthwise.cli import main
     from widthwise.errors import WidthwiseError
 
     pcts = sweep.parse_pcts(args.pcts)
     which = sweep.parse_shard(args.shard)
     control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
-    if args.backend != "hf":
-        raise WidthwiseError(f"--backend {args.backend} is not wired yet; only hf runs today")
+    dev = args.device
+    if dev == "auto":
+        import torch
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    # Refuse an impossible backend/device choice now, not after the first configuration's model load.
+    n_devices = backends.resolve_devices(args.backend, args.devices, dev)
     if args.jobs == "auto":
-        jobs = 1 if args.suite == "paper" else max(1, min(4, os.cpu_count() or 1))
+        on_gpu = args.suite == "paper" or dev.startswith("cuda")
+        jobs = 1 if on_gpu else max(1, min(4, os.cpu_count() or 1))
     else:
         try:
             jobs = int(args.jobs)
@@ -69,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             raise WidthwiseError(f"--jobs must be a number or auto, got {args.jobs!r}") from None
     configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
     mine = sweep.shard(configs, which)
-    request = {"bench": args.bench, "method": args.method, "backend": args.backend, "devices": args.devices}
+    request = {"bench": args.bench, "method": args.method, "backend": args.backend, "devices": n_devices}
     sweep.run(
         args.model,
         mine,
@@ -82,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             else ("" if args.suite == "paper" else CPU_BENCH_ARGS)
         ),
         jobs=jobs,
+        eval_kw={"device": dev, "backend": args.backend, "devices": n_devices},
         request=request,
     )
     if which is not None:
