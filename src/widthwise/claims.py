@@ -30,7 +30,8 @@ TIERS = ("paper", "cpu", "gpu")
 PAIRWISE = ("drop", "improves", "non_inferior")
 TRENDS = ("monotone_decreasing", "monotone_increasing")
 RATIOS = ("ratio_at_most", "ratio_at_least")
-KINDS = (*PAIRWISE, *TRENDS, "correlation", *RATIOS)
+CONTROLS = ("beats_control",)  # widthwise.controls
+KINDS = (*PAIRWISE, *TRENDS, "correlation", *RATIOS, *CONTROLS)
 VERDICTS = ("holds", "fails", "missing", "not_measurable", "skipped")
 FAILING = ("fails", "missing")
 RATIO_MATCH = 0.01  # 7373/2048 = 3.6001 and 7373/3072 = 2.4001 both count as "2.4x" style ratios
@@ -118,6 +119,7 @@ class Claim:
     r_at_most: float | None = None
     r_at_least: float | None = None
     exclude_degenerate: bool = False
+    control: str | None = None  # beats_control: the ablation method compared against
     why: str = ""
 
     @property
@@ -132,6 +134,7 @@ _ALLOWED = {
     **{k: _COMMON | {"tolerance"} for k in TRENDS},
     "correlation": _COMMON | {"metric_y", "r_at_most", "r_at_least"},
     **{k: _COMMON | _SELECT | {"bound"} for k in RATIOS},
+    "beats_control": _COMMON | _SELECT | {"margin", "control"},
 }
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -208,7 +211,13 @@ def parse_claim(cid: str, t: Any) -> Claim:
             raise WidthwiseError(f"claim {cid!r}: why must be a string")
         kw["why"] = " ".join(t["why"].split())
 
-    if kind in PAIRWISE or kind in RATIOS:
+    if kind in CONTROLS:
+        if not isinstance(t.get("control"), str):
+            raise WidthwiseError(f"claim {cid!r}: beats_control needs control = a pruning method name")
+        kw["control"] = _canon_method(t["control"])
+        if kw["control"] in kw.get("methods", ("ppm",)):
+            raise WidthwiseError(f"claim {cid!r}: control {kw['control']!r} is also in methods")
+    if kind in PAIRWISE or kind in RATIOS or kind in CONTROLS:
         given = [k for k in _SELECT if k in t]
         if len(given) != 1:
             raise WidthwiseError(f"claim {cid!r}: give exactly one of configs, pcts or ratios")
@@ -850,11 +859,18 @@ def check_ratio(claim: Claim, group: Group) -> list[Verdict]:
     return out
 
 
+def _check_beats_control(claim: Claim, group: Group) -> list[Verdict]:
+    from widthwise.controls import check_beats_control  # it builds on this module's helpers
+
+    return check_beats_control(claim, group)
+
+
 _CHECKS = {
     **{k: check_pairwise for k in PAIRWISE},
     **{k: check_trend for k in TRENDS},
     "correlation": check_correlation,
     **{k: check_ratio for k in RATIOS},
+    "beats_control": _check_beats_control,
 }
 
 

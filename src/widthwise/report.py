@@ -128,8 +128,17 @@ def _slug(metric: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "-", metric.lower().replace("/", "__")).strip("-")
 
 
-def _series(group: Group, metric: str, relative: bool) -> tuple[list[float], list[float], list[float | None]]:
-    """x, y, yerr of one metric; relative to the base model as measured beside each point when it was."""
+def methods_of(group: Group) -> list[str]:
+    """The group's pruning methods, PPM (the paper's) first: one line each, so controls never join PPM's."""
+    found = {p.method for p in group.points if p.method is not None}
+    return sorted(found, key=lambda m: (m != "ppm", m))
+
+
+def _series(
+    group: Group, metric: str, relative: bool, method: str | None = None
+) -> tuple[list[float], list[float], list[float | None]]:
+    """x, y, yerr of one metric for the base and one method's points (all points when method is None);
+    relative to the base model as measured beside each point when it was."""
     xs, ys, es = [], [], []
     base = group.base.metrics.get(metric, (None,))[0] if group.base else None
     refs = [p.refs[metric][1] for p in group.points if metric in p.refs]
@@ -137,6 +146,8 @@ def _series(group: Group, metric: str, relative: bool) -> tuple[list[float], lis
         # Only interleaved bases: the base sits at 1 by definition, at its own expansion ratio.
         xs, ys, es = [float(refs[0]["expansion_ratio"])], [1.0], [None]
     for p in group.points:
+        if method is not None and not p.is_base and p.method != method:
+            continue
         e = p.metrics.get(metric, (None,))[0]
         if not e or e.get("value") is None:
             continue
@@ -148,6 +159,9 @@ def _series(group: Group, metric: str, relative: bool) -> tuple[list[float], lis
         ys.append(float(e["value"]) * scale)
         es.append(float(e["stderr"]) * scale if e.get("stderr") is not None else None)
     return xs, ys, es
+
+
+_CONTROL_MARKERS = ("x", "^", "v", "d")
 
 
 def plot_metric(groups: Sequence[Group], metric: str, path: Path) -> Path | None:
@@ -164,27 +178,24 @@ def plot_metric(groups: Sequence[Group], metric: str, path: Path) -> Path | None
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     drawn = 0
     for g in groups:
-        xs, ys, es = _series(g, metric, relative)
-        if not xs:
-            continue
-        c = colours.setdefault(model_key(g.model), cycle[len(colours) % len(cycle)])
-        paper = g.tier == "paper"
-        label = f"{_short(g.model)} ({'paper' if paper else g.tier + ', measured'})"
-        yerr = [e or 0.0 for e in es] if any(e is not None for e in es) else None
-        ax.errorbar(
-            xs,
-            ys,
-            yerr=yerr,
-            color=c,
-            ls="--" if paper else "-",
-            marker="o" if paper else "s",
-            ms=4,
-            lw=1.4,
-            capsize=2,
-            alpha=0.85 if paper else 1.0,
-            label=label,
-        )
-        drawn += 1
+        for i, method in enumerate(methods_of(g)):
+            xs, ys, es = _series(g, metric, relative, method)
+            if not xs:
+                continue
+            c = colours.setdefault(model_key(g.model), cycle[len(colours) % len(cycle)])
+            paper = g.tier == "paper"
+            label = f"{_short(g.model)} ({'paper' if paper else g.tier + ', measured'})"
+            style = {
+                "ls": "--" if paper else "-",
+                "marker": "o" if paper else "s",
+                "alpha": 0.85 if paper else 1,
+            }
+            if i:  # an ablation control: same colour as its model, its own marker, dotted
+                label = f"{_short(g.model)} {method} control ({g.tier})"
+                style = {"ls": ":", "marker": _CONTROL_MARKERS[(i - 1) % len(_CONTROL_MARKERS)], "alpha": 0.8}
+            yerr = [e or 0.0 for e in es] if any(e is not None for e in es) else None
+            ax.errorbar(xs, ys, yerr=yerr, color=c, ms=4, lw=1.4, capsize=2, label=label, **style)
+            drawn += 1
     if not drawn:
         plt.close(fig)
         return None
@@ -217,8 +228,9 @@ def plot_dichotomy(group: Group, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8.2, 4.2), dpi=110)
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = 0
+    methods = methods_of(group)
     for i, metric in enumerate(DICHOTOMY):
-        xs, ys, _ = _series(group, metric, relative=True)
+        xs, ys, _ = _series(group, metric, relative=True, method=methods[0] if methods else None)
         if len(xs) < 2:
             continue
         knowledge = metric.split("/")[0] in ("mmlu", "gsm8k", "hellaswag", "arc_challenge")

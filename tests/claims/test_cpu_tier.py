@@ -52,3 +52,23 @@ def test_the_sweep_is_what_its_readme_says(stored):
     assert {"base", "ppm-pct10", "ppm-pct20", "ppm-pct40"} <= labels
     assert {r["suite"] for r in stored} == {"cpu"}
     assert len({r["provenance"]["weights_sha256"] for r in stored}) == len(stored)  # really different models
+
+
+def _swap(stored, a: str, b: str):
+    """The stored sweep with the Results of methods a and b at 40% exchanged (metrics and samples)."""
+    out = copy.deepcopy(stored)
+    at40 = {r["pruning"]["method"]: r for r in out if r["pruning"] and r["pruning"]["pct"] == 40}
+    x, y = at40[a], at40[b]
+    for key in ("metrics", "samples"):
+        x[key], y[key] = y[key], x[key]
+    return out
+
+
+@pytest.mark.parametrize("control", ["ppm-reverse", "random"])
+def test_a_selection_no_better_than_its_control_fails_the_control_claim(claims, stored, control):
+    """A PPM whose selection is inverted (it keeps the lowest scores) measures what ppm-reverse measures;
+    swapping the two Results is that bug, and the claim against that control must fail."""
+    mine = [c for c in cpu_claims(claims) if c.kind == "beats_control" and c.control == control]
+    assert mine, f"no CPU claim against {control}"
+    verdicts = evaluate(mine, _swap(stored, "ppm", control))
+    assert verdicts and all(v.verdict == "fails" for v in verdicts), [v.message for v in verdicts]

@@ -73,6 +73,12 @@ def measured(paper, model, pcts):
             {"kind": "drop", "metric": "mmlu/acc", "configs": "all_pruned", "exclude_degenerate": True},
             "ifeval",
         ),
+        ({"kind": "beats_control", "metric": "mmlu/acc", "pcts": [40]}, "needs control"),
+        (
+            {"kind": "beats_control", "metric": "mmlu/acc", "pcts": [40], "control": "maw"},
+            "also in methods",
+        ),
+        ({"kind": "beats_control", "metric": "mmlu/acc", "control": "random"}, "exactly one of configs"),
     ],
 )
 def test_invalid_claims_are_refused_with_the_claim_and_key_named(table, needle):
