@@ -110,3 +110,18 @@ def test_bench_plot_is_relative_to_each_runs_own_base(tmp_path):
     assert ys == [1.0, 0.9, 0.75]
     paths = write_report(results, tmp_path)
     assert tmp_path / "plots" / "bench-avg__j_per_token.png" in paths
+
+
+def test_controls_get_their_own_line_not_a_point_on_ppms():
+    from widthwise.report import _series, methods_of
+
+    cpu = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "cpu"
+    (group,) = group_results(collect_results([cpu]))
+    assert methods_of(group)[0] == "ppm" and {"random", "ppm-reverse"} <= set(methods_of(group))
+    metric = "lambada_openai/perplexity"
+    ppm_x, ppm_y, _ = _series(group, metric, False, "ppm")
+    random_x, random_y, _ = _series(group, metric, False, "random")
+    assert len(ppm_x) == len(set(ppm_x))  # one value per width: no control stacked on PPM's line
+    # The base, then the control at a width PPM also has (40%), where its perplexity is worse.
+    assert len(random_x) == 2 and random_x[0] == ppm_x[0] and random_y[0] == ppm_y[0]
+    assert random_y[1] > ppm_y[ppm_x.index(random_x[1])]
