@@ -15,6 +15,7 @@ n-th configuration starting at the i-th, so a CI matrix spreads one sweep over n
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -174,7 +175,7 @@ def run(
     todo = [s for s in stages if not _done(s)]
     if len(todo) < len(stages):
         log(f"sweep: {len(stages) - len(todo)} of {len(stages)} stages already done in {out}, skipping them")
-    progress = _Progress(len(todo), log)
+    progress = _Progress(todo, log, jobs=jobs)
     evals = [s for s in todo if s.name == "eval"]
     benches = [s for s in todo if s.name == "bench"]
     if jobs > 1 and len(evals) > 1:
@@ -206,25 +207,45 @@ def run(
 
 
 class _Progress:
-    """One line when a stage starts and one when it ends, with elapsed and estimated remaining time."""
+    """One line when a stage starts and one when it ends, with elapsed and estimated remaining time.
 
-    def __init__(self, total: int, log: Callable[[str], None]) -> None:
-        self.total, self.log, self.t0 = total, log, time.perf_counter()
+    The estimate takes each kind of stage (eval, bench) from finished stages of that kind that did real
+    work: a cached evaluation returns in seconds and would promise a 17-minute sweep in one minute.
+    Evaluations run `jobs` at a time, benches one at a time."""
+
+    REAL_WORK_S = 30.0
+
+    def __init__(self, todo: Sequence[Stage], log: Callable[[str], None], jobs: int = 1) -> None:
+        self.todo, self.log, self.jobs, self.t0 = list(todo), log, jobs, time.perf_counter()
         self.started: dict[str, float] = {}
         self.finished: list[Stage] = []
+        self.took: dict[str, list[float]] = {}
 
     def start(self, st: Stage) -> None:
         self.started[str(st.path)] = time.perf_counter()
         self.log(f"sweep {st.config.label} {st.name} ...")
 
+    def remaining(self) -> str:
+        done = {str(s.path) for s in self.finished}
+        left = [s for s in self.todo if str(s.path) not in done]
+        if not left:
+            return "nothing left"
+        total = 0.0
+        for name in dict.fromkeys(s.name for s in left):
+            real = [t for t in self.took.get(name, []) if t >= self.REAL_WORK_S]
+            if not real:
+                return f"time left unknown until one {name} stage runs uncached"
+            n = sum(s.name == name for s in left)
+            total += sum(real) / len(real) * (math.ceil(n / self.jobs) if name == "eval" else n)
+        return f"about {_fmt(total)} to go"
+
     def done(self, st: Stage) -> None:
+        now = time.perf_counter()
         self.finished.append(st)
-        n, now = len(self.finished), time.perf_counter()
-        elapsed = now - self.t0
+        self.took.setdefault(st.name, []).append(now - self.started[str(st.path)])
         self.log(
-            f"sweep [{n}/{self.total}] {st.config.label} {st.name} done in "
-            f"{_fmt(now - self.started[str(st.path)])}; elapsed {_fmt(elapsed)}, "
-            f"about {_fmt(elapsed / n * (self.total - n))} to go"
+            f"sweep [{len(self.finished)}/{len(self.todo)}] {st.config.label} {st.name} done in "
+            f"{_fmt(self.took[st.name][-1])}; elapsed {_fmt(now - self.t0)}, {self.remaining()}"
         )
 
 

@@ -42,3 +42,40 @@ def test_bad_shards(text):
 def test_good_arguments():
     assert parse_pcts("20, 0,10") == [0.0, 10.0, 20.0]
     assert parse_shard("2/7") == (2, 7)
+
+
+def test_progress_estimates_from_real_work_only(monkeypatch, tmp_path):
+    """A cached base returning in seconds must not make a sweep look nearly done."""
+    from widthwise import sweep as sw
+
+    clock = iter([0.0, 0.0, 5.0, 5.0, 1005.0, 1005.0, 2005.0, 2005.0, 2305.0])
+    monkeypatch.setattr(sw.time, "perf_counter", lambda: next(clock))
+    configs = plan([0, 10, 20], "ppm")
+    todo = [sw.Stage(c, "eval", tmp_path / f"{c.label}.json") for c in configs]
+    todo += [sw.Stage(configs[2], "bench", tmp_path / "b.json")]
+    lines: list[str] = []
+    p = sw._Progress(todo, lines.append, jobs=1)
+    for st in todo:
+        p.start(st)
+        p.done(st)
+    done = [line for line in lines if "done in" in line]
+    assert done[0].endswith("time left unknown until one eval stage runs uncached")  # base: 5 s, cached
+    assert done[1].endswith("time left unknown until one bench stage runs uncached")
+    assert "done in 16m40s" in done[1]
+    assert done[2].endswith("time left unknown until one bench stage runs uncached")
+    assert done[3].endswith("nothing left") and "[4/4]" in done[3]
+
+
+def test_progress_divides_parallel_evaluations_by_the_workers(monkeypatch, tmp_path):
+    from widthwise import sweep as sw
+
+    clock = iter([0.0, 0.0, 5.0, 5.0, 1005.0])
+    monkeypatch.setattr(sw.time, "perf_counter", lambda: next(clock))
+    configs = plan([0, 10, 20, 30], "ppm")
+    todo = [sw.Stage(c, "eval", tmp_path / f"{c.label}.json") for c in configs]
+    lines: list[str] = []
+    p = sw._Progress(todo, lines.append, jobs=2)
+    for st in todo[:2]:
+        p.start(st)
+        p.done(st)
+    assert lines[-1].endswith("elapsed 16m45s, about 16m40s to go")  # two left, two at a time, 1000 s each
