@@ -49,18 +49,23 @@ def test_the_sweep_is_what_its_readme_says(stored):
         "base" if r["pruning"] is None else f"{r['pruning']['method']}-pct{r['pruning']['pct']:g}"
         for r in stored
     }
-    assert {"base", "ppm-pct10", "ppm-pct20", "ppm-pct40"} <= labels
+    ppm = {f"ppm-pct{x}" for x in (2, 5, 10, 15, 20, 30, 40, 50, 60)}
+    controls = {f"{m}-pct{x}" for m in ("random", "ppm-reverse") for x in (20, 40)}
+    assert labels == {"base"} | ppm | controls
     assert {r["suite"] for r in stored} == {"cpu"}
     assert len({r["provenance"]["weights_sha256"] for r in stored}) == len(stored)  # really different models
 
 
 def _swap(stored, a: str, b: str):
-    """The stored sweep with the Results of methods a and b at 40% exchanged (metrics and samples)."""
+    """The stored sweep with the Results of methods a and b exchanged (metrics and samples) at every pct
+    where both exist."""
     out = copy.deepcopy(stored)
-    at40 = {r["pruning"]["method"]: r for r in out if r["pruning"] and r["pruning"]["pct"] == 40}
-    x, y = at40[a], at40[b]
-    for key in ("metrics", "samples"):
-        x[key], y[key] = y[key], x[key]
+    by = {(r["pruning"]["method"], r["pruning"]["pct"]): r for r in out if r["pruning"]}
+    for method, pct in list(by):
+        if method == b and (a, pct) in by:
+            x, y = by[(a, pct)], by[(b, pct)]
+            for key in ("metrics", "samples"):
+                x[key], y[key] = y[key], x[key]
     return out
 
 
@@ -72,3 +77,29 @@ def test_a_selection_no_better_than_its_control_fails_the_control_claim(claims, 
     assert mine, f"no CPU claim against {control}"
     verdicts = evaluate(mine, _swap(stored, "ppm", control))
     assert verdicts and all(v.verdict == "fails" for v in verdicts), [v.message for v in verdicts]
+
+
+def test_claims_cpu_remeasures_every_stored_configuration(stored):
+    """`nox -s claims-cpu` regression-gates what is stored; a configuration it skips is never re-checked."""
+    import ast
+
+    # Read the constants without executing the noxfile (that would register its sessions a second time).
+    tree = ast.parse((CPU.parents[2] / "noxfile.py").read_text())
+    consts = {
+        t.id: ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name) and t.id.startswith("CPU_TIER_")
+    }
+    pcts = {float(x) for x in consts["CPU_TIER_PCTS"].split(",")}
+    control_pcts = {float(x) for x in consts["CPU_TIER_CONTROL_PCTS"].split(",")}
+    for r in stored:
+        pr = r["pruning"]
+        if pr is None:
+            assert 0.0 in pcts
+        elif pr["method"] == "ppm":
+            assert pr["pct"] in pcts, pr
+        else:
+            assert pr["pct"] in control_pcts, pr
+    assert len(stored) == len(pcts) + 2 * len(control_pcts)
