@@ -878,6 +878,8 @@ def applicable(claim: Claim, group: Group) -> bool:
     """The claim names this tier and model, and the Results carry its metric(s) somewhere in the group."""
     if group.tier not in claim.tiers or not _applies_model(claim, group.model):
         return False
+    if claim.kind in CONTROLS and not any(p.method == claim.control for p in group.points):
+        return False  # the sweep ran without --controls: nothing to compare with, not a failure
     return all(any(m in p.metrics for p in group.points) for m in claim.metrics)
 
 

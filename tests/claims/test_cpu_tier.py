@@ -103,3 +103,21 @@ def test_claims_cpu_remeasures_every_stored_configuration(stored):
         else:
             assert pr["pct"] in control_pcts, pr
     assert len(stored) == len(pcts) + 2 * len(control_pcts)
+
+
+def test_control_claims_do_not_apply_to_a_sweep_without_controls(claims, stored):
+    """The default sweep runs no controls: its check lists the control claims as not applicable rather than
+    failing them; with one control present at another width, the missing width is a failure."""
+    from widthwise.claims import unchecked
+
+    mine = [c for c in cpu_claims(claims) if c.kind == "beats_control"]
+    no_controls = [r for r in stored if r["pruning"] is None or r["pruning"]["method"] == "ppm"]
+    verdicts = evaluate(mine, no_controls)
+    assert verdicts == [] and set(unchecked(mine, verdicts)) == {c.id for c in mine}
+    only_40 = [
+        r
+        for r in stored
+        if r["pruning"] is None or r["pruning"]["method"] == "ppm" or r["pruning"]["pct"] != 20
+    ]
+    missing = [v for v in evaluate(mine, only_40) if v.verdict == "missing"]
+    assert [v.config for v in missing] == ["pct 20 (2.13x) vs ppm-reverse"]
