@@ -512,6 +512,24 @@ def _missing(claim: Claim, group: Group, config: str, what: str) -> Verdict:
     )
 
 
+def _not_measurable(claim: Claim, group: Group, config: str, why: str) -> Verdict:
+    return _verdict(
+        claim,
+        group,
+        config,
+        verdict="not_measurable",
+        observed=f"not measurable: {why}",
+        bound="—",
+        n=None,
+        mde="—",
+        method="",
+    )
+
+
+def _bound_method(bound: stats.Bound) -> str:
+    return bound.method + (f", p={bound.p_value:.3g}" if bound.p_value is not None else "")
+
+
 def _samples(result: Mapping[str, Any], task: str) -> list[dict] | None:
     s = (result.get("samples") or {}).get(task)
     return s if isinstance(s, list) and s else None
@@ -622,17 +640,7 @@ def _base_and_pruned(claim: Claim, group: Group, pp: Point) -> tuple[dict, dict,
         return _missing(claim, group, cfg, f"{claim.metric} at this configuration")
     why = _unmeasurable(b, p)
     if why:
-        return _verdict(
-            claim,
-            group,
-            cfg,
-            verdict="not_measurable",
-            observed=f"not measurable: {why}",
-            bound="—",
-            n=None,
-            mde="—",
-            method="",
-        )
+        return _not_measurable(claim, group, cfg, why)
     require_comparable(bres, pres)
     return b, bres, p, pres
 
@@ -693,7 +701,7 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
                 bound=f"{conf} {_fmt(bd.bound)} {op} {_fmt(thr)}",
                 n=int(n) if n else None,
                 mde=_mde(bd, claim.alpha),
-                method=bd.method + (f", p={bd.p_value:.3g}" if bd.p_value is not None else ""),
+                method=_bound_method(bd),
                 value=bd.delta,
                 threshold=thr,
             )
@@ -712,17 +720,7 @@ def _series(claim: Claim, group: Group, metric: str) -> tuple[list[Point], list[
             return _missing(claim, group, p.label, metric)
         why = _unmeasurable(e)
         if why:
-            return _verdict(
-                claim,
-                group,
-                p.label,
-                verdict="not_measurable",
-                observed=f"not measurable: {why}",
-                bound="—",
-                n=None,
-                mde="—",
-                method="",
-            )
+            return _not_measurable(claim, group, p.label, why)
         vals.append(float(e["value"]))
     for a, b in zip(pts, pts[1:], strict=False):
         require_comparable(a.metrics[metric][1], b.metrics[metric][1])

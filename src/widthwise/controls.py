@@ -22,7 +22,10 @@ from widthwise.claims import (
     Group,
     Point,
     Verdict,
+    _bound_method,
+    _mde,
     _missing,
+    _not_measurable,
     _samples,
     _selected,
     _unmeasurable,
@@ -86,19 +89,7 @@ def check_beats_control(claim: Claim, group: Group) -> list[Verdict]:
             continue
         why = _unmeasurable(m, c)
         if why:
-            out.append(
-                _verdict(
-                    claim,
-                    group,
-                    cfg,
-                    verdict="not_measurable",
-                    observed=f"not measurable: {why}",
-                    bound="—",
-                    n=None,
-                    mde="—",
-                    method="",
-                )
-            )
+            out.append(_not_measurable(claim, group, cfg, why))
             continue
         require_comparable(mres, cres)
         bd = paired_difference(claim, mres, cres, f"{claim.id}: {group.model} {cfg}")
@@ -117,8 +108,8 @@ def check_beats_control(claim: Claim, group: Group) -> list[Verdict]:
                 observed=f"{bd.delta:+.4f}{unit} ({values}, paired over {bd.n} docs)",
                 bound=f"{100 * (1 - claim.alpha):g}% LCB {bd.bound:+.4f} > {claim.margin:+.4f}",
                 n=bd.n,
-                mde="—" if bd.se is None else f"{stats.mde_stderr(bd.se, claim.alpha):.4f}",
-                method=bd.method + (f", p={bd.p_value:.3g}" if bd.p_value is not None else ""),
+                mde=_mde(bd, claim.alpha),
+                method=_bound_method(bd),
                 value=bd.delta,
                 threshold=claim.margin,
             )
