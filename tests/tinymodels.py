@@ -56,3 +56,18 @@ ARCHS = [
     "Qwen3ForCausalLM",
     "Gemma3ForCausalLM",
 ]
+
+
+def save_tiny_llama(path, tokenizer):
+    """A random 2-layer Llama with a real tokenizer (SmolLM2's), saved to `path`, so lm-eval runs its real
+    tasks in seconds per configuration."""
+    model = tiny_model(
+        "LlamaForCausalLM",
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        max_position_embeddings=4096,
+    )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

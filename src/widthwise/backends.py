@@ -33,6 +33,32 @@ BACKENDS = {
 DEFAULT_BACKEND = "hf"
 
 
+def add_arguments(p: Any, *, devices_default: str) -> None:
+    """--device, --backend and --devices, the same for `widthwise eval` and `widthwise sweep`."""
+    p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        choices=list(BACKENDS),
+        help="lm-eval backend: hf (transformers, default) or vllm (CUDA, needs vllm installed); recorded "
+        "in each Result",
+    )
+    p.add_argument(
+        "--devices",
+        default=devices_default,
+        help=f"GPUs one evaluation spreads over through the backend: a number, or auto for all visible "
+        f"(default {devices_default})",
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cuda_devices() -> int:
     import torch
 

@@ -8,7 +8,7 @@ by rank 0 are real; the sharding itself is lm-eval's, exercised on GPU runners.
 
 import pytest
 
-from tinymodels import tiny_model
+from tinymodels import save_tiny_llama
 from widthwise import backends
 from widthwise.evaluate import evaluate
 from widthwise.models import load_model, save_model
@@ -21,18 +21,7 @@ TASKS = ["lambada_openai", "piqa", "ifeval"]  # perplexity, multiple choice, gen
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory, default_model):
-    path = tmp_path_factory.mktemp("models") / "tiny-llama"
-    vocab = len(default_model.tokenizer)
-    model = tiny_model(
-        "LlamaForCausalLM",
-        vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        max_position_embeddings=4096,
-    )
-    model.save_pretrained(path)
-    default_model.tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama", default_model.tokenizer)
 
 
 def test_two_ranks_reproduce_the_in_process_result(tiny_llama, tmp_path):

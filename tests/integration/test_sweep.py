@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymodels import tiny_model
+from tinymodels import save_tiny_llama
 from widthwise import sweep
 from widthwise.cli import main
 
@@ -36,19 +36,7 @@ margin = 0.0
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory, default_model) -> Path:
-    """A random 2-layer Llama with SmolLM2's real tokenizer, so lm-eval runs in seconds per configuration."""
-    path = tmp_path_factory.mktemp("models") / "tiny-llama"
-    vocab = len(default_model.tokenizer)
-    model = tiny_model(
-        "LlamaForCausalLM",
-        vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        max_position_embeddings=4096,
-    )
-    model.save_pretrained(path)
-    default_model.tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama", default_model.tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ HELP = "Evaluate MODEL (pruned in memory first with --pct) on a suite through lm
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from widthwise import backends
     from widthwise.models import DEFAULT_MODEL
 
     p.add_argument(
@@ -31,18 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
     )
-    p.add_argument("--device", default="auto", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument(
-        "--backend",
-        default="hf",
-        choices=["hf", "vllm"],
-        help="lm-eval backend: hf (transformers, default) or vllm (CUDA, needs vllm installed)",
-    )
-    p.add_argument(
-        "--devices",
-        default="1",
-        help="GPUs to spread the evaluation over through the backend: a number, or auto for all visible",
-    )
+    backends.add_arguments(p, devices_default="1")
     p.add_argument(
         "--dtype",
         default="auto",
@@ -64,14 +54,12 @@ def _fmt(entry: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from widthwise import backends
     from widthwise.errors import WidthwiseError
     from widthwise.evaluate import evaluate
     from widthwise.results import write_result
 
-    if args.device == "auto":
-        import torch
-
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device = backends.resolve_device(args.device)
     if args.out is not None and args.out.exists() and not args.force:
         raise WidthwiseError(f"--out {args.out} exists; pass --force to overwrite it")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None

@@ -17,6 +17,7 @@ CPU_BENCH_ARGS = "--workloads mmlu --prompts 8 --new-tokens 16 --repeats 5"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from widthwise import backends
     from widthwise.models import DEFAULT_MODEL
 
     p.add_argument(
@@ -43,23 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "1 for the paper suite, whose runs each fill a GPU); benches always run alone",
     )
     p.add_argument("--shard", help="run shard i of n (e.g. 2/7); check merges shard folders")
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="torch device for evaluations (default: cuda when available, else cpu)",
-    )
-    p.add_argument(
-        "--backend",
-        default="hf",
-        choices=["hf", "vllm"],
-        help="lm-eval backend for evaluations: hf (default) or vllm (recorded in each Result)",
-    )
-    p.add_argument(
-        "--devices",
-        default="auto",
-        help="GPUs one evaluation spreads over through the backend (default auto: all visible on cuda, "
-        "1 on cpu); recorded in each Result",
-    )
+    backends.add_arguments(p, devices_default="auto")
     p.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output folder (default runs/sweep)")
 
 
@@ -74,11 +59,7 @@ def run(args: argparse.Namespace) -> int:
     pcts = sweep.parse_pcts(args.pcts)
     which = sweep.parse_shard(args.shard)
     control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
-    dev = args.device
-    if dev == "auto":
-        import torch
-
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = backends.resolve_device(args.device)
     # Refuse an impossible backend/device choice now, not after the first configuration's model load.
     n_devices = backends.resolve_devices(args.backend, args.devices, dev)
     if args.jobs == "auto":
