@@ -498,32 +498,19 @@ def _verdict(claim: Claim, group: Group, config: str, **kw: Any) -> Verdict:
     )
 
 
-def _missing(claim: Claim, group: Group, config: str, what: str) -> Verdict:
+def _no_numbers(claim: Claim, group: Group, config: str, verdict: str, observed: str) -> Verdict:
+    """A verdict reached without a bound: missing, not measurable or skipped, with why."""
     return _verdict(
-        claim,
-        group,
-        config,
-        verdict="missing",
-        observed=f"missing: {what}",
-        bound="—",
-        n=None,
-        mde="—",
-        method="",
+        claim, group, config, verdict=verdict, observed=observed, bound="—", n=None, mde="—", method=""
     )
+
+
+def _missing(claim: Claim, group: Group, config: str, what: str) -> Verdict:
+    return _no_numbers(claim, group, config, "missing", f"missing: {what}")
 
 
 def _not_measurable(claim: Claim, group: Group, config: str, why: str) -> Verdict:
-    return _verdict(
-        claim,
-        group,
-        config,
-        verdict="not_measurable",
-        observed=f"not measurable: {why}",
-        bound="—",
-        n=None,
-        mde="—",
-        method="",
-    )
+    return _no_numbers(claim, group, config, "not_measurable", f"not measurable: {why}")
 
 
 def _bound_method(bound: stats.Bound) -> str:
@@ -660,19 +647,7 @@ def check_pairwise(claim: Claim, group: Group) -> list[Verdict]:
         where = f"{claim.id}: {group.model} {cfg}"
         bd = _paired_bound(claim, bres, pres, side, where)
         if isinstance(bd, str):
-            out.append(
-                _verdict(
-                    claim,
-                    group,
-                    cfg,
-                    verdict="skipped",
-                    observed=bd.removeprefix("skip: "),
-                    bound="—",
-                    n=None,
-                    mde="—",
-                    method="",
-                )
-            )
+            out.append(_no_numbers(claim, group, cfg, "skipped", bd.removeprefix("skip: ")))
             continue
         if bd is None:
             bd = _unpaired_bound(info, b, p, claim.alpha, side)
