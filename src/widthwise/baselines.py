@@ -14,29 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from widthwise.errors import WidthwiseError
+from widthwise.names import config_slug, short_name, slug
 from widthwise.results import read_result, settings_mismatch, write_result
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 
 
-def _slug(s: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "-", s.lower()).strip("-")
-
-
-def config_slug(result: Mapping[str, Any]) -> str:
-    pr = result.get("pruning")
-    if not pr:
-        return "base"
-    method = str(pr.get("method", "ppm")).lower()
-    if pr.get("pct") is not None:
-        return f"{method}-pct{pr['pct']:g}"
-    return f"{method}-k{pr['intermediate_size']}"
-
-
 def filename_for(result: Mapping[str, Any]) -> str:
     """<model>_<configuration>_<suite>.json, e.g. llama-3.2-1b_ppm-pct40_paper.json."""
-    model = _slug(result["model"]["name"].rstrip("/").rsplit("/", 1)[-1])
-    return f"{model}_{config_slug(result)}_{_slug(str(result.get('suite') or 'none'))}.json"
+    model = slug(short_name(result["model"]["name"]))
+    return f"{model}_{config_slug(result.get('pruning'))}_{slug(str(result.get('suite') or 'none'))}.json"
 
 
 def baseline_dir(root: Path, name: str) -> Path:

@@ -3,7 +3,8 @@
 SRC_DIR holds copies of the authors' `results/` and `architectures/` files (peremartra/llama-glu-expansion-
 pruning at snapshot 97f9190); OUT_DIR receives one Result per model x configuration (baselines/paper).
 Values are copied, never recomputed, except three documented aggregates and standard errors; the
-transcription is deterministic so a test can regenerate baselines/paper and compare byte for byte.
+transcription is deterministic, so a test can regenerate baselines/paper and compare it with the committed
+files (which predate schema version 2 and are compared as read, upgraded).
 """
 
 from __future__ import annotations
@@ -241,11 +242,7 @@ def transcribe(src: Path) -> dict[str, dict[str, Any]]:
                 "num_layers": layers,
                 "params": params,
             }
-            pruning = (
-                {"method": "ppm", "pct": pct, "ratio": None, "intermediate_size": k, "align": None, "seed": 0}
-                if pct
-                else None
-            )
+            pruning = {"method": "ppm", "pct": pct, "intermediate_size": k, "seed": 0} if pct else None
             files = [acc_file]
             notes = [
                 "MMLU is the group acc over 14042 questions; n per task is the lm-eval test-split size "
@@ -253,8 +250,7 @@ def transcribe(src: Path) -> dict[str, dict[str, Any]]:
                 "PIQA: acc (the readme mixes acc and acc_norm); GSM8K headline is flexible-extract.",
                 "Each task was run once with lm-eval's default seeds (no repeats over seeds).",
             ]
-            prov: dict[str, Any] = {
-                "source": "paper",
+            ref: dict[str, Any] = {
                 "paper": PAPER,
                 "data": DATA,
                 "hf_repo_as_stored": entry["hf_repo"],
@@ -270,7 +266,7 @@ def transcribe(src: Path) -> dict[str, dict[str, Any]]:
                 ekey = "baseline" if pct == 0 else f"{pct}pct"
                 metrics.update(efficiency_metrics(eff["models_evaluated"][ekey], eff_summary[pct]))
                 files.append(eff_file)
-                prov["energy_unit_flaw"] = ENERGY_FLAW
+                ref["energy_unit_flaw"] = ENERGY_FLAW
                 notes += [
                     "Batch-1 'latency' is TTLT (whole generate() wall time, model-chosen output length), "
                     "stored as bench:*_b1/ttlt_ms, never as TTFT; batch-8 throughput counts padded "
@@ -280,9 +276,17 @@ def transcribe(src: Path) -> dict[str, dict[str, Any]]:
                     "The 1B carbon JSON labels some hf_repo values '-Instruct'/'-I-'; the notebook loads "
                     "the base model (NOTES §5), so these figures are filed under the base model.",
                 ]
-            prov["files"] = files
-            prov["notes"] = notes
-            r = new_result(model=model, pruning=pruning, suite="paper", settings=settings, provenance=prov)
+            ref["files"] = files
+            ref["notes"] = notes
+            r = new_result(
+                stage="paper",
+                tier="paper",
+                model=model,
+                pruning=pruning,
+                suite="paper",
+                settings=settings,
+                provenance={"reference": ref},
+            )
             r["metrics"], r["headline"] = metrics, headline
             out[filename_for(r)] = r
     return out
@@ -298,7 +302,7 @@ def write_baselines(src: Path, out: Path, *, force: bool = False) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m widthwise.paper", description=__doc__.splitlines()[0])
-    ap.add_argument("src", type=Path, help="the paper's results folder (e.g. ../shared/reference/paper)")
+    ap.add_argument("src", type=Path, help="the paper's results folder (reference/paper in this repository)")
     ap.add_argument("out", type=Path, help="where to write the Results (e.g. baselines/paper)")
     ap.add_argument("--force", action="store_true", help="rewrite existing Results")
     args = ap.parse_args(argv)

@@ -1,6 +1,6 @@
-"""The `beats_control` claim kind: the paper's method against an ablation control at the same width.
+"""beats_control: the paper's method against an ablation control at the same width, paired per document.
 
-NOTES §3: the paper found PPM far better than other neuron criteria on Llama-3.2. The controls here are
+docs/paper.md §1: the paper found PPM far better than other neuron criteria on Llama-3.2. The controls are
 `random` (seeded) and `ppm-reverse` (the lowest PPM scores kept). A control point is paired with the
 method's point of the same intermediate width, and the two are compared document by document: both saw
 the same prompts (paired_records refuses otherwise), so the bound is on the paired difference
@@ -12,28 +12,21 @@ Per metric type:
   perplexity   paired bootstrap on the per-document log-likelihood, in nats: lm-eval's perplexity is
                exp(-mean log-likelihood), so a higher mean log-likelihood is exactly a lower perplexity,
                and the margin is in nats per document
+A sweep without controls has nothing to compare with: the claim does not apply (it is listed as such).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from widthwise import stats
-from widthwise.claims import (
-    Claim,
-    Group,
-    Point,
-    Verdict,
-    _bound_method,
-    _mde,
-    _missing,
-    _not_measurable,
-    _samples,
-    _selected,
-    _unmeasurable,
-    _value,
-    _verdict,
-    metric_info,
-    paired_records,
-)
+from widthwise.claims.evidence import paired_records, samples, scored_by, selected, unmeasurable, value
+from widthwise.claims.metrics import metric_info
+from widthwise.claims.registry import register_kind
+from widthwise.claims.verdict import Verdict, bounded, confidence, missing, not_measurable
+from widthwise.errors import WidthwiseError
+from widthwise.names import canonical_method
+from widthwise.points import Group, Point
 from widthwise.results import require_comparable
 
 
@@ -47,15 +40,15 @@ def control_point(group: Group, point: Point, control: str) -> Point | None:
     return None
 
 
-def paired_difference(claim: Claim, method_res: dict, control_res: dict, where: str) -> stats.Bound | str:
-    """Lower bound on method - control over the paired documents, or why it cannot be had."""
+def paired_difference(claim: Any, method_res: dict, control_res: dict, where: str) -> stats.Bound | str:
+    """Lower bound on method - control over the paired documents, or what is missing for one."""
     info = metric_info(claim.metric)
     assert info is not None
     task = claim.metric.split("/", 1)[0]
-    ms, cs = _samples(method_res, task), _samples(control_res, task)
+    ms, cs = samples(method_res, task), samples(control_res, task)
     if not (ms and cs):
         return f"per-document records for {task} on both sides"
-    if not all((r.get("headline") or {}).get(task) == claim.metric for r in (method_res, control_res)):
+    if not scored_by(claim.metric, method_res, control_res):
         return f"per-document records scored by {claim.metric} (it is not {task}'s headline metric)"
     pairs = paired_records(cs, ms, where)
     if info.type == "proportion" and all("correct" in c and "correct" in m for c, m in pairs):
@@ -72,45 +65,55 @@ def paired_difference(claim: Claim, method_res: dict, control_res: dict, where: 
     return f"per-document {'correct flags' if info.type == 'proportion' else 'scores'} for {task}"
 
 
-def check_beats_control(claim: Claim, group: Group) -> list[Verdict]:
+def _parse(cid: str, t: dict, kw: dict[str, Any]) -> None:
+    if not isinstance(t.get("control"), str):
+        raise WidthwiseError(f"claim {cid!r}: beats_control needs control = a pruning method name")
+    kw["control"] = canonical_method(t["control"])
+    if kw["control"] in kw.get("methods", ("ppm",)):
+        raise WidthwiseError(f"claim {cid!r}: control {kw['control']!r} is also in methods")
+
+
+def _ran_controls(claim: Any, group: Group) -> bool:
+    return any(p.method == claim.control for p in group.points)
+
+
+@register_kind("beats_control", keys={"margin", "control"}, select=True, parse=_parse, applies=_ran_controls)
+def check_beats_control(claim: Any, group: Group) -> list[Verdict]:
+    """The method beats its control at the same width by more than margin (paired lower bound)."""
     info = metric_info(claim.metric)
     assert info is not None and claim.control is not None
     out = []
-    for pp in _selected(claim, group):
+    for pp in selected(claim, group):
         cfg = f"{pp.label} vs {claim.control}"
         cp = control_point(group, pp, claim.control)
         if cp is None:
-            out.append(_missing(claim, group, cfg, f"the {claim.control} control at this width"))
+            out.append(missing(claim, group, cfg, f"the {claim.control} control at this width"))
             continue
-        m, mres = _value(pp, claim.metric)
-        c, cres = _value(cp, claim.metric)
+        m, mres = value(pp, claim.metric)
+        c, cres = value(cp, claim.metric)
         if m is None or c is None:
-            out.append(_missing(claim, group, cfg, f"{claim.metric} on both sides"))
+            out.append(missing(claim, group, cfg, f"{claim.metric} on both sides"))
             continue
-        why = _unmeasurable(m, c)
+        why = unmeasurable(m, c)
         if why:
-            out.append(_not_measurable(claim, group, cfg, why))
+            out.append(not_measurable(claim, group, cfg, why))
             continue
         require_comparable(mres, cres)
         bd = paired_difference(claim, mres, cres, f"{claim.id}: {group.model} {cfg}")
         if isinstance(bd, str):
-            out.append(_missing(claim, group, cfg, bd))
+            out.append(missing(claim, group, cfg, bd))
             continue
-        ok = bd.bound > claim.margin
         unit = " nats/doc log-likelihood" if info.type == "perplexity" else ""
         values = f"{float(m['value']):.4g} vs {claim.control} {float(c['value']):.4g}"
         out.append(
-            _verdict(
+            bounded(
                 claim,
                 group,
                 cfg,
-                verdict="holds" if ok else "fails",
+                bd.bound > claim.margin,
+                bd,
                 observed=f"{bd.delta:+.4f}{unit} ({values}, paired over {bd.n} docs)",
-                bound=f"{100 * (1 - claim.alpha):g}% LCB {bd.bound:+.4f} > {claim.margin:+.4f}",
-                n=bd.n,
-                mde=_mde(bd, claim.alpha),
-                method=_bound_method(bd),
-                value=bd.delta,
+                bound=f"{confidence(claim.alpha, 'lower')} {bd.bound:+.4f} > {claim.margin:+.4f}",
                 threshold=claim.margin,
             )
         )

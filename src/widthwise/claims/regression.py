@@ -13,34 +13,21 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from widthwise.claims import Verdict, model_key, paired_records
+from widthwise.claims.evidence import paired_records
+from widthwise.claims.verdict import Verdict
 from widthwise.errors import WidthwiseError
+from widthwise.names import config_label
+from widthwise.points import identity
 from widthwise.results import settings_mismatch
 
 
-def identity(result: Mapping[str, Any]) -> tuple:
-    """What a Result measures: model, pruning configuration and suite (not when or where it ran)."""
-    p = result.get("pruning") or {}
-    return (
-        model_key(result["model"]["name"]),
-        p.get("method"),
-        p.get("pct"),
-        p.get("ratio"),
-        p.get("intermediate_size"),
-        result.get("suite"),
-    )
+def _key(result: Mapping[str, Any]) -> tuple:
+    """What a Result measures: model, configuration and suite (not when or where it ran)."""
+    return (*identity(result), result.get("suite"))
 
 
-def label(result: Mapping[str, Any]) -> str:
-    p = result.get("pruning")
-    head = (
-        "base"
-        if not p
-        else f"{p.get('method')} pct {p.get('pct'):g}"
-        if p.get("pct") is not None
-        else "pruned"
-    )
-    return f"{head} ({result['expansion_ratio']:.2f}x)"
+def _label(result: Mapping[str, Any]) -> str:
+    return config_label(result.get("pruning"), result["expansion_ratio"])
 
 
 def _same(a: dict, b: dict, rel_tol: float) -> bool:
@@ -64,12 +51,12 @@ def compare(
     diff = settings_mismatch(fresh, stored)
     if diff:
         raise WidthwiseError(
-            f"regression: {fresh['model']['name']} {label(fresh)} was made under other settings than its "
+            f"regression: {fresh['model']['name']} {_label(fresh)} was made under other settings than its "
             f"baseline: {'; '.join(diff)}"
         )
     verdicts = []
     for task in sorted(stored.get("samples") or {}):
-        where = f"regression {fresh['model']['name']} {label(fresh)} {task}"
+        where = f"regression {fresh['model']['name']} {_label(fresh)} {task}"
         if task not in (fresh.get("samples") or {}):
             raise WidthwiseError(f"{where}: the fresh Result has no per-sample records for {task}")
         pairs = paired_records(stored["samples"][task], fresh["samples"][task], where)
@@ -82,9 +69,9 @@ def compare(
                 statement="per-sample outcomes equal the stored baseline's",
                 kind="regression",
                 metric=metric,
-                tier=str(stored.get("suite")),
+                tier=stored["tier"],
                 model=fresh["model"]["name"],
-                config=label(fresh),
+                config=_label(fresh),
                 verdict="holds" if len(changed) <= max_changed else "fails",
                 observed=f"{len(changed)} of {len(pairs)} documents changed" + (examples if changed else ""),
                 bound=f"<= {max_changed} changed",
@@ -106,19 +93,21 @@ def check(
     rel_tol: float = 1e-4,
 ) -> list[Verdict]:
     """Compare every fresh eval Result (one with per-sample records) with the stored one of its identity."""
+    if max_changed < 0:
+        raise WidthwiseError("--max-changed must be 0 or more")
     by_id: dict[tuple, Mapping[str, Any]] = {}
     for s in stored:
         if s.get("samples"):
-            if identity(s) in by_id:
-                raise WidthwiseError(f"two stored baselines for {s['model']['name']} {label(s)}")
-            by_id[identity(s)] = s
+            if _key(s) in by_id:
+                raise WidthwiseError(f"two stored baselines for {s['model']['name']} {_label(s)}")
+            by_id[_key(s)] = s
     verdicts = []
     for f in fresh:
         if not f.get("samples"):
             continue  # bench Results carry no per-sample records
-        base = by_id.get(identity(f))
+        base = by_id.get(_key(f))
         if base is None:
-            raise WidthwiseError(f"regression: no stored baseline for {f['model']['name']} {label(f)}")
+            raise WidthwiseError(f"regression: no stored baseline for {f['model']['name']} {_label(f)}")
         verdicts += compare(f, base, max_changed=max_changed, rel_tol=rel_tol)
     if not verdicts:
         raise WidthwiseError("regression: none of the fresh Results has per-sample records to compare")

@@ -1,0 +1,168 @@
+"""thresholds.toml -> Claim: the keys every claim shares, checked here; each kind's own keys by its parser.
+
+Every problem names the claim and the key, so a typo in thresholds.toml is one clear line, never a claim
+silently read as something else.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from widthwise.claims import kinds as _kinds  # noqa: F401  (importing the kinds registers them)
+from widthwise.claims.metrics import metric_info
+from widthwise.claims.registry import KINDS, number, strings
+from widthwise.errors import WidthwiseError
+from widthwise.names import canonical_method
+from widthwise.results import TIERS
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    metric: str
+    kind: str
+    models: tuple[str, ...]
+    tiers: tuple[str, ...]
+    configs: str | None = None  # "all_pruned" | "most_pruned"
+    pcts: tuple[float, ...] = ()
+    ratios: tuple[float, ...] = ()
+    methods: tuple[str, ...] = ("ppm",)
+    alpha: float = 0.05
+    margin: float = 0.0
+    tolerance: float = 0.0
+    bound: float | None = None
+    metric_y: str | None = None
+    r_at_most: float | None = None
+    r_at_least: float | None = None
+    exclude_degenerate: bool = False
+    control: str | None = None  # beats_control: the ablation method compared against
+    why: str = ""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric, self.metric_y) if self.metric_y else (self.metric,)
+
+
+COMMON = frozenset({"statement", "metric", "kind", "models", "tiers", "methods", "alpha", "why"})
+SELECT = frozenset({"configs", "pcts", "ratios"})
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _selection(cid: str, t: Mapping[str, Any], kw: dict[str, Any]) -> None:
+    given = [k for k in SELECT if k in t]
+    if len(given) != 1:
+        raise WidthwiseError(f"claim {cid!r}: give exactly one of configs, pcts or ratios")
+    if "configs" in t:
+        if t["configs"] not in ("all_pruned", "most_pruned"):
+            raise WidthwiseError(f"claim {cid!r}: configs must be 'all_pruned' or 'most_pruned'")
+        kw["configs"] = t["configs"]
+    for key in ("pcts", "ratios"):
+        if key in t:
+            if not isinstance(t[key], list) or not t[key]:
+                raise WidthwiseError(f"claim {cid!r}: {key} must be a non-empty list of numbers")
+            kw[key] = tuple(number(cid, key, x) for x in t[key])
+
+
+def parse_claim(cid: str, t: Any) -> Claim:
+    """Validate one [claims.ID] table; every problem names the claim and the key."""
+    if not _ID.match(cid):
+        raise WidthwiseError(f"claim id {cid!r}: use lowercase letters, digits, '_' or '-'")
+    if not isinstance(t, dict):
+        raise WidthwiseError(f"claim {cid!r}: must be a table")
+    if "kind" not in t and t and all(isinstance(v, dict) for v in t.values()):
+        raise WidthwiseError(
+            f"claim {cid!r}: holds only sub-tables; TOML reads a '.' in [claims.a.b] as nesting, "
+            "so claim ids must not contain '.'"
+        )
+    kind = KINDS.get(t.get("kind"))  # type: ignore[arg-type]
+    if kind is None:
+        raise WidthwiseError(f"claim {cid!r}: unknown kind {t.get('kind')!r} (known: {', '.join(KINDS)})")
+    allowed = COMMON | kind.keys | (SELECT if kind.select else frozenset())
+    unknown = sorted(set(t) - allowed)
+    if unknown:
+        raise WidthwiseError(
+            f"claim {cid!r}: unknown key(s) {', '.join(unknown)} for kind {kind.name} "
+            f"(allowed: {', '.join(sorted(allowed))})"
+        )
+    for req in ("statement", "metric", "models", "tiers"):
+        if req not in t:
+            raise WidthwiseError(f"claim {cid!r}: missing required key {req!r}")
+    if not isinstance(t["statement"], str) or not t["statement"].strip():
+        raise WidthwiseError(f"claim {cid!r}: statement must be a non-empty string")
+    kw: dict[str, Any] = {"id": cid, "statement": t["statement"].strip(), "kind": kind.name}
+    for key in ("metric", "metric_y"):
+        if key in t:
+            info = metric_info(t[key]) if isinstance(t[key], str) else None
+            if info is None:
+                raise WidthwiseError(f"claim {cid!r}: unknown {key} {t[key]!r}")
+            if info.type == "energy" and not kind.energy:
+                raise WidthwiseError(
+                    f"claim {cid!r}: {t[key]} is an energy metric; only ratios of energy figures are "
+                    "valid (the paper's absolute J/token are scaled by carbon intensity), use a ratio kind"
+                )
+            kw[key] = t[key]
+    kw["models"] = strings(cid, "models", t["models"])
+    kw["tiers"] = strings(cid, "tiers", t["tiers"])
+    bad = [x for x in kw["tiers"] if x not in TIERS]
+    if bad:
+        raise WidthwiseError(f"claim {cid!r}: unknown tier(s) {bad} (known: {', '.join(TIERS)})")
+    if "methods" in t:
+        kw["methods"] = tuple(canonical_method(m) for m in strings(cid, "methods", t["methods"]))
+    if "alpha" in t:
+        kw["alpha"] = number(cid, "alpha", t["alpha"])
+        if not 0 < kw["alpha"] < 0.5:
+            raise WidthwiseError(f"claim {cid!r}: alpha must be in (0, 0.5)")
+    for key in ("margin", "tolerance"):
+        if key in t:
+            kw[key] = number(cid, key, t[key])
+            if kw[key] < 0:
+                raise WidthwiseError(f"claim {cid!r}: {key} must be >= 0")
+    if "why" in t:
+        if not isinstance(t["why"], str):
+            raise WidthwiseError(f"claim {cid!r}: why must be a string")
+        kw["why"] = " ".join(t["why"].split())
+    if kind.parse is not None:
+        kind.parse(cid, t, kw)
+    if kind.select:
+        _selection(cid, t, kw)
+    return Claim(**kw)
+
+
+def parse_thresholds(data: Mapping[str, Any], where: str = "thresholds") -> list[Claim]:
+    unknown = sorted(set(data) - {"version", "claims"})
+    if unknown:
+        raise WidthwiseError(f"{where}: unknown top-level key(s) {', '.join(unknown)} (expected [claims.ID])")
+    if data.get("version", 1) != 1:
+        raise WidthwiseError(f"{where}: unsupported version {data.get('version')!r}")
+    claims = data.get("claims")
+    if not isinstance(claims, dict) or not claims:
+        raise WidthwiseError(f"{where}: no [claims.ID] tables")
+    try:
+        return [parse_claim(cid, t) for cid, t in claims.items()]
+    except WidthwiseError as e:
+        raise WidthwiseError(f"{where}: {e}") from None
+
+
+def load_thresholds(path: Path) -> list[Claim]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WidthwiseError(f"{path}: no such thresholds file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise WidthwiseError(f"{path}: not valid TOML ({e})") from None
+    return parse_thresholds(data, str(path))
+
+
+def default_thresholds() -> Path:
+    """./thresholds.toml, else the one at the root of the checkout this package was installed from."""
+    here = Path("thresholds.toml")
+    if here.is_file():
+        return here
+    return Path(__file__).resolve().parents[3] / "thresholds.toml"
