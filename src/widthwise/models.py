@@ -220,6 +220,20 @@ def load_model(
     )
 
 
+def describe(name: str, model: torch.nn.Module, weights: str | None = None) -> dict[str, Any]:
+    """The Result's `model` entry for `model` as it is now (after pruning, when pruned); `weights` is its
+    sha256 when already known."""
+    cfg = model.config
+    return {
+        "name": name,
+        "weights_sha256": weights if weights is not None else weights_sha256(model),
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_layers": cfg.num_hidden_layers,
+        "params": count_parameters(model),
+    }
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Unique parameters: tied embeddings count once, as Hugging Face reports model size."""
     return sum(p.numel() for p in model.parameters())

@@ -1,6 +1,6 @@
 """Width pruning of GLU MLPs: score each intermediate neuron, keep the top k, slice gate/up/down.
 
-The method follows the paper's code (optipfair `mlp_glu.py`, ../shared/reference/paper/NOTES.md section 1):
+The method follows the paper's code (optipfair `mlp_glu.py`, docs/paper.md §1):
 the same k in every layer, scores in fp32 from the gate and up rows only, kept indices ascending,
 config.intermediate_size = k. Width planning and selection are pure functions so they can be tested
 without a model.
@@ -8,6 +8,8 @@ without a model.
 
 from __future__ import annotations
 
+import argparse
+import copy
 import hashlib
 import math
 from collections.abc import Callable
@@ -19,6 +21,7 @@ import torch
 
 from widthwise.errors import WidthwiseError
 from widthwise.models import count_parameters, mlp_layers
+from widthwise.names import METHOD_ALIASES, config_slug
 
 # ---------------------------------------------------------------------------------------------
 # Neuron importance: name -> (score function, which end to keep). Scores are [I] fp32 tensors.
@@ -34,7 +37,6 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}
-ALIASES = {"maw": "ppm"}  # the paper's v1 name for PPM
 
 
 def method(name: str, keep: str = "highest") -> Callable[[ScoreFn], ScoreFn]:
@@ -90,9 +92,14 @@ def random_scores(gate: torch.Tensor, _: torch.Tensor, g: torch.Generator) -> to
 
 
 def canonical_method(name: str) -> str:
-    key = ALIASES.get(name.lower(), name.lower())
+    """The registered method `name` names (aliases resolved); WidthwiseError listing the known ones."""
+    from widthwise.names import canonical_method as canonical
+
+    key = canonical(name)
     if key not in METHODS:
-        raise WidthwiseError(f"unknown method {name!r}; known: {', '.join(sorted([*METHODS, *ALIASES]))}")
+        raise WidthwiseError(
+            f"unknown method {name!r}; known: {', '.join(sorted([*METHODS, *METHOD_ALIASES]))}"
+        )
     return key
 
 
@@ -180,14 +187,52 @@ class PruneSpec:
         return align_width(k, self.align)
 
     def label(self) -> str:
-        how = (
-            f"pct{self.pct:g}"
-            if self.pct is not None
-            else f"ratio{self.ratio:g}"
-            if self.ratio is not None
-            else f"k{self.intermediate_size}"
-        )
-        return f"{self.method}-{how}" + (f"-align{self.align}" if self.align else "")
+        return config_slug(asdict(self))
+
+
+# ---------------------------------------------------------------------------------------------
+# The command-line arguments of every command that prunes (prune, eval, bench).
+# ---------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser, *, required: bool, what: str = "prune") -> None:
+    """--pct | --ratio | --intermediate-size, --method, --align and --seed, the same for every command."""
+    how = p.add_mutually_exclusive_group(required=required)
+    how.add_argument(
+        "--pct", type=float, help=f"{what}: percentage of intermediate neurons to remove, in [0, 100)"
+    )
+    how.add_argument(
+        "--ratio", type=str, help=f"{what}: target expansion ratio intermediate/hidden; k = ceil(R*H)"
+    )
+    how.add_argument("--intermediate-size", type=int, help=f"{what}: target intermediate size k")
+    p.add_argument(
+        "--method",
+        default="ppm",
+        help="neuron importance: ppm (alias maw), vow, pon, l2, random, ppm-reverse",
+    )
+    p.add_argument("--align", type=int, help="round k down to a multiple of N (never up, never below N)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --method random")
+
+
+def spec_from_args(args: argparse.Namespace) -> PruneSpec | None:
+    """The PruneSpec the arguments ask for, checked before any model is loaded; None for no pruning."""
+    if args.pct is None and args.ratio is None and args.intermediate_size is None:
+        if args.align is not None:
+            raise WidthwiseError("--align needs --pct, --ratio or --intermediate-size")
+        canonical_method(args.method)
+        return None
+    ratio = None
+    if args.ratio is not None:
+        try:
+            ratio = float(args.ratio)
+        except ValueError:
+            raise WidthwiseError(f"--ratio must be a number, got {args.ratio!r}") from None
+    return PruneSpec(
+        method=args.method,
+        pct=args.pct,
+        ratio=ratio,
+        intermediate_size=args.intermediate_size,
+        align=args.align,
+        seed=args.seed,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +329,12 @@ def apply(model: torch.nn.Module, keep: list[torch.Tensor]) -> None:
     for mlp, idx in zip(mlps, keep, strict=True):
         slice_mlp(mlp, idx)
     model.config.intermediate_size = keep[0].numel()
+
+
+def pruned_copy(model: torch.nn.Module, spec: PruneSpec) -> tuple[torch.nn.Module, PruneReport]:
+    """A pruned deep copy of `model` (which is left as it is) and what was done to it."""
+    pruned = copy.deepcopy(model)
+    return pruned, prune_model(pruned, spec)
 
 
 def prune_model(model: torch.nn.Module, spec: PruneSpec) -> PruneReport:

@@ -1,6 +1,8 @@
 """The main job: prune -> evaluate -> bench over a list of configurations, then check and report.
 
-A sweep writes plain files into its output folder, one Result per (configuration, stage):
+Every stage is a library call (widthwise.prune, widthwise.evaluation, widthwise.bench, widthwise.claims,
+widthwise.report); nothing here goes back through the command line. A sweep writes plain files into its
+output folder, one Result per (configuration, stage):
 
     DIR/sweep.json                         what was asked (model, suite, configurations); a rerun must match
     DIR/results/eval/<label>.json          widthwise eval Results
@@ -18,14 +20,15 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from widthwise.errors import WidthwiseError
-from widthwise.prune import canonical_method, width_from_pct
-from widthwise.results import atomic_write_text, read_result
+from widthwise.names import config_slug
+from widthwise.prune import PruneSpec, canonical_method, width_from_pct
+from widthwise.results import atomic_write_text, read_result, write_result
 
 CONTROLS = ("random", "ppm-reverse")
 
@@ -42,8 +45,12 @@ class Config:
         return self.pct == 0
 
     @property
+    def spec(self) -> PruneSpec | None:
+        return None if self.is_base else PruneSpec(method=self.method, pct=self.pct)
+
+    @property
     def label(self) -> str:
-        return "base" if self.is_base else f"{self.method}-pct{self.pct:g}"
+        return config_slug(None if self.is_base else {"method": self.method, "pct": self.pct})
 
 
 def parse_pcts(text: str) -> list[float]:
@@ -120,12 +127,10 @@ class Stage:
     path: Path
 
 
-def _bench_base(path: Path) -> Path:
-    return path.with_name(path.name.removesuffix(".json") + ".base.json")
-
-
 def _done(stage: Stage) -> bool:
-    paths = [stage.path] + ([_bench_base(stage.path)] if stage.name == "bench" else [])
+    from widthwise.bench import base_result_path
+
+    paths = [stage.path] + ([base_result_path(stage.path)] if stage.name == "bench" else [])
     if not all(p.exists() for p in paths):
         return False
     for p in paths:
@@ -144,8 +149,7 @@ def run(
     out: Path,
     *,
     suite: str,
-    bench: bool,
-    bench_args: Sequence[str] = (),
+    bench: Any = None,
     jobs: int = 1,
     eval_kw: Mapping[str, Any] | None = None,
     eval_fn: Callable[[str, Config, Path], None] | None = None,
@@ -155,10 +159,10 @@ def run(
 ) -> list[Stage]:
     """Run every unfinished stage of `configs`; return the stages that ran.
 
-    Evaluations are independent and, with jobs > 1, run in that many processes (one torch thread each
-    is the evaluation default, so two jobs fill a 2-core machine). eval_kw (device, backend, devices)
-    goes to every evaluate() call. Benches always run one at a time,
-    after every evaluation, because a bench timed beside other work measures the other work.
+    `bench` is a widthwise.bench.BenchConfig, or None for no bench. Evaluations are independent and, with
+    jobs > 1, run in that many processes (one torch thread each is the evaluation default, so two jobs
+    fill a 2-core machine). eval_kw (device, backend, devices) goes to every evaluation. Benches always run
+    one at a time, after every evaluation, because a bench timed beside other work measures the other work.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,7 +174,7 @@ def run(
 
     stages = [Stage(c, "eval", result_path(out, "eval", c)) for c in configs]
     # The bench compares base and pruned inside one run, so the base needs no bench stage of its own.
-    if bench:
+    if bench is not None:
         stages += [Stage(c, "bench", result_path(out, "bench", c)) for c in configs if not c.is_base]
     todo = [s for s in stages if not _done(s)]
     if len(todo) < len(stages):
@@ -187,21 +191,20 @@ def run(
             running = {}
             for st in evals:
                 progress.start(st)
-                running[pool.submit(run_stage, "eval", model, st.config, st.path, suite, (), eval_kw)] = st
+                running[pool.submit(eval_stage, model, st.config, st.path, suite, eval_kw)] = st
             for fut in cf.as_completed(running):
                 fut.result()  # re-raises a stage's error here
                 progress.done(running[fut])
     else:
         for st in evals:
             progress.start(st)
-            stage = eval_fn or partial(run_stage, "eval", suite=suite, eval_kw=eval_kw)
-            stage(model, st.config, st.path)
+            (eval_fn or partial(eval_stage, suite=suite, eval_kw=eval_kw))(model, st.config, st.path)
             progress.done(st)
     for st in benches:
         progress.start(st)
-        (bench_fn or partial(run_stage, "bench", suite=suite, bench_args=bench_args))(
-            model, st.config, st.path
-        )
+        device = (eval_kw or {}).get("device", "cpu")
+        stage = bench_fn or partial(bench_stage, bench=bench, suite=suite, device=device, log=log)
+        stage(model, st.config, st.path)
         progress.done(st)
     return progress.finished
 
@@ -249,33 +252,67 @@ class _Progress:
         )
 
 
-def run_stage(
-    name: str,
+def eval_stage(
+    model: str, config: Config, path: Path, suite: str, eval_kw: Mapping[str, Any] | None = None
+) -> None:
+    """Load, prune in memory, evaluate, write: one configuration (a top-level function, so a process pool
+    can run it)."""
+    from widthwise.evaluation import check_inputs, evaluate, set_threads
+    from widthwise.models import load_model
+    from widthwise.prune import prune_model
+
+    kw = dict(eval_kw or {})
+    device = kw.pop("device", "cpu")
+    inputs = check_inputs(suite, device=device, **kw)  # refuse before loading anything
+    set_threads()
+    loaded = load_model(model, device=device)
+    report = prune_model(loaded.model, config.spec) if config.spec else None
+    write_result(evaluate(loaded, report, inputs).result, path)
+
+
+def bench_stage(
     model: str,
     config: Config,
     path: Path,
+    *,
+    bench: Any,
     suite: str,
-    bench_args: Sequence[str] = (),
-    eval_kw: Mapping[str, Any] | None = None,
+    device: str,
+    log: Callable[[str], None] = print,
 ) -> None:
-    """One stage, as a top-level function so a process pool can run it."""
-    if name == "eval":
-        from widthwise.evaluate import evaluate
-        from widthwise.results import write_result
+    """Bench the base model and this configuration interleaved; write the pruned Result at `path` and the
+    base's beside it. Only an incomplete pair (interrupted between its two files) is overwritten."""
+    from widthwise.bench import base_result_path
+    from widthwise.bench import bench as run_bench
+    from widthwise.bench.models import load_bench_model
+    from widthwise.evaluation import get_suite
+    from widthwise.prune import pruned_copy
 
-        kw = {} if config.is_base else {"pct": config.pct, "method": config.method}
-        write_result(evaluate(model, suite, **kw, **(eval_kw or {})).result, path)
-        return
-    from widthwise.cli import main
+    assert config.spec is not None, "the base model has no bench stage of its own"
+    workloads = bench.load_workloads()  # refuse bad workloads before loading the model
+    dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    loaded = load_bench_model(model, dtype=dtype, device=device)
+    outcome = run_bench(
+        loaded,
+        pruned_copy(loaded.model, config.spec),
+        bench,
+        device=device,
+        tier=get_suite(suite).tier,
+        workloads=workloads,
+    )
+    write_result(outcome.results["base"], base_result_path(path), overwrite=True)
+    write_result(outcome.results["pruned"], path, overwrite=True)
+    log(outcome.tables(model, config.label))
 
-    argv = ["bench", model, "--pct", f"{config.pct:g}", "--method", config.method, "--out", str(path)]
-    # Only an incomplete pair (interrupted between its two files) is here to be overwritten.
-    if path.exists() or _bench_base(path).exists():
-        argv.append("--force")
-    code = main([*argv, *bench_args])
-    if code != 0:
-        raise WidthwiseError(f"bench of {config.label} failed (exit {code})")
 
+def finish(out: Path, thresholds: Path | None = None) -> tuple[Any, list[Path]]:
+    """Report and check a whole sweep's Results (a shard's are checked merged, by `widthwise check`):
+    the Check (verdicts, exit code) and the report's files."""
+    from widthwise import claims, report
+    from widthwise.results import collect_results
 
-def describe(configs: Sequence[Config]) -> list[dict[str, Any]]:
-    return [asdict(c) | {"label": c.label} for c in configs]
+    results = collect_results([Path(out) / "results"])
+    path = thresholds or claims.default_thresholds()
+    claim_list = claims.load_thresholds(path)
+    written = report.report(results, Path(out) / "report", claim_list).paths
+    return claims.check(results, claim_list, where=str(path)), written

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     target = baselines.baseline_dir(args.root, args.name)
     results = collect_results(args.results)
-    if args.name == "paper" and any((r.get("provenance") or {}).get("source") != "paper" for r in results):
+    if args.name == "paper" and any(r["stage"] != "paper" for r in results):
         raise WidthwiseError(
             "baselines/paper holds the paper's own results; store measured ones under another name"
         )

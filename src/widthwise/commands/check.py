@@ -1,10 +1,4 @@
-"""widthwise check RESULTS... [--thresholds FILE] [--baselines DIR] [--json]
-
-Exit codes: 0 when every applicable claim holds, is explicitly not measurable (e.g. energy on CPU) or is
-skipped for want of per-sample records (each listed in the table); 1 when any claim fails or a value it
-needs is missing; 2 for bad input (unreadable Result or thresholds, settings that differ, no claim
-applies), with one line on stderr.
-"""
+"""widthwise check RESULTS... [--thresholds FILE] [--baselines DIR] [--regression DIR] [--json]"""
 
 from __future__ import annotations
 
@@ -13,7 +7,6 @@ import json
 from pathlib import Path
 
 HELP = "Check the paper's claims (thresholds.toml) against Result files; exit 1 when one fails."
-
 
 EXIT_CODES = (
     "exit codes: 0 when every applicable claim holds, is not measurable here (e.g. energy on CPU) or is "
@@ -55,43 +48,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from widthwise import claims, report
-    from widthwise.errors import WidthwiseError
     from widthwise.results import collect_results
 
     thresholds = args.thresholds or claims.default_thresholds()
-    claim_list = claims.load_thresholds(thresholds)
-    fresh = collect_results(args.results)
-    results = fresh + (collect_results(args.baselines) if args.baselines else [])
-    verdicts = claims.evaluate(claim_list, results)
-    if args.regression is not None:
-        from widthwise import regression
-
-        if args.max_changed < 0:
-            raise WidthwiseError("--max-changed must be 0 or more")
-        stored = collect_results([args.regression])
-        verdicts += regression.check(fresh, stored, max_changed=args.max_changed)
-    if not verdicts:
-        groups = claims.group_results(results)
-        seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in groups}))
-        raise WidthwiseError(f"no claim in {thresholds} applies to these Results ({seen})")
-    code = claims.exit_code(verdicts)
-    skipped = claims.unchecked(claim_list, verdicts)
+    chk = claims.check(
+        collect_results(args.results),
+        claims.load_thresholds(thresholds),
+        beside=collect_results(args.baselines) if args.baselines else [],
+        stored=collect_results([args.regression]) if args.regression is not None else None,
+        max_changed=args.max_changed,
+        where=str(thresholds),
+    )
     if args.json:
-        out = {"exit_code": code, "verdicts": [v.as_dict() for v in verdicts], "not_applicable": skipped}
+        out = {
+            "exit_code": chk.exit_code,
+            "verdicts": [v.as_dict() for v in chk.verdicts],
+            "not_applicable": chk.not_applicable,
+        }
         print(json.dumps(out, indent=1))
     else:
-        print(report.verdict_table(verdicts))
-        print()
-        print(report.summary_line(verdicts))
-        if skipped:
-            print(
-                f"not applicable to these Results (no matching tier, model or metric): {', '.join(skipped)}"
-            )
-        for v in verdicts:
-            if v.verdict in claims.FAILING:
-                print(v.message)
-    md = report.verdict_markdown(verdicts)
-    if skipped:
-        md += f"\nNot applicable to these Results: {', '.join(skipped)}\n"
-    report.append_step_summary(md)
-    return code
+        print(report.check_text(chk.verdicts, chk.not_applicable))
+    report.append_step_summary(report.check_markdown(chk.verdicts, chk.not_applicable))
+    return chk.exit_code

@@ -1,4 +1,4 @@
-"""widthwise eval MODEL --suite NAME [--tasks a,b] [--pct P --method M] [--out FILE]"""
+"""widthwise eval MODEL --suite NAME [--tasks a,b] [--pct P | --ratio R | --intermediate-size K] [--out F]"""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ HELP = "Evaluate MODEL (pruned in memory first with --pct) on a suite through lm
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from widthwise import backends
+    from widthwise import prune
+    from widthwise.evaluation import backends
     from widthwise.models import DEFAULT_MODEL
 
     p.add_argument(
         "model", metavar="MODEL", help=f"{DEFAULT_MODEL!r}, a .gguf file, a model folder or a hub id"
     )
-    p.add_argument("--suite", required=True, help="suite name from widthwise/suites.toml: paper, cpu, smoke")
+    p.add_argument(
+        "--suite", required=True, help="suite name from widthwise/evaluation/suites.toml: paper, cpu, smoke"
+    )
     p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
-    p.add_argument("--pct", type=float, help="prune this percentage of MLP neurons in memory first")
-    p.add_argument("--method", default="ppm", help="neuron importance for --pct (default ppm)")
+    prune.add_arguments(p, required=False, what="prune in memory first")
     p.add_argument("--out", type=Path, help="write the Result JSON here (it is also kept in the cache)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--refresh", action="store_true", help="re-evaluate even when a cached Result exists")
@@ -54,41 +56,37 @@ def _fmt(entry: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from widthwise import backends
     from widthwise.errors import WidthwiseError
-    from widthwise.evaluate import evaluate
+    from widthwise.evaluation import backends, check_inputs, evaluate, set_threads
+    from widthwise.models import load_model
+    from widthwise.names import config_label
+    from widthwise.prune import prune_model, spec_from_args
     from widthwise.results import write_result
 
-    args.device = backends.resolve_device(args.device)
+    device = backends.resolve_device(args.device)
     if args.out is not None and args.out.exists() and not args.force:
         raise WidthwiseError(f"--out {args.out} exists; pass --force to overwrite it")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    outcome = evaluate(
-        args.model,
+    spec = spec_from_args(args)
+    inputs = check_inputs(
         args.suite,
         tasks=tasks,
-        pct=args.pct,
-        method=args.method,
         allow_hub=args.allow_hub,
-        refresh=args.refresh,
-        use_cache=not args.no_cache,
-        verbose=args.verbose,
-        trust_remote_code=args.trust_remote_code,
-        threads=args.threads,
-        device=args.device,
-        dtype=args.dtype,
+        device=device,
         backend=args.backend,
         devices=args.devices,
+    )
+    set_threads(args.threads)
+    loaded = load_model(args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code, device=device)
+    report = prune_model(loaded.model, spec) if spec is not None else None
+    outcome = evaluate(
+        loaded, report, inputs, refresh=args.refresh, use_cache=not args.no_cache, verbose=args.verbose
     )
     result = outcome.result
     if args.out is not None:
         write_result(result, args.out, overwrite=args.force)
-    label = (
-        "base"
-        if result["pruning"] is None
-        else f"{result['pruning']['method']} pct {result['pruning']['pct']:g}"
-    )
     how = f"cache hit {outcome.cache_file}" if outcome.cached else f"evaluated in {outcome.seconds:.0f}s"
+    label = config_label(result["pruning"], result["expansion_ratio"])
     print(f"{args.model} ({label}) on suite {result['suite']}: {how}")
     for key in result["headline"].values():
         print(f"  {key:45s} {_fmt(result['metrics'][key])}")

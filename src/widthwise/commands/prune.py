@@ -10,22 +10,13 @@ HELP = "Prune the GLU MLPs of MODEL to a narrower width and save an ordinary Hug
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from widthwise import prune
     from widthwise.models import DEFAULT_MODEL
 
     p.add_argument(
         "model", metavar="MODEL", help=f"{DEFAULT_MODEL!r}, a .gguf file, a model folder or a hub id"
     )
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--pct", type=float, help="percentage of intermediate neurons to remove, in [0, 100)")
-    how.add_argument("--ratio", type=str, help="target expansion ratio intermediate/hidden; k = ceil(R*H)")
-    how.add_argument("--intermediate-size", type=int, help="target intermediate size k")
-    p.add_argument(
-        "--method",
-        default="ppm",
-        help="neuron importance: ppm (alias maw), vow, pon, l2, random, ppm-reverse",
-    )
-    p.add_argument("--align", type=int, help="round k down to a multiple of N (never up, never below N)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --method random")
+    prune.add_arguments(p, required=True)
     p.add_argument("--out", type=Path, required=True, help="output folder (must be empty unless --force)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.add_argument(
@@ -36,25 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from widthwise import provenance
     from widthwise.models import check_output_dir, load_model, save_model
-    from widthwise.prune import PruneSpec, prune_model
+    from widthwise.prune import prune_model, spec_from_args
 
-    ratio = None
-    if args.ratio is not None:
-        try:
-            ratio = float(args.ratio)
-        except ValueError:
-            from widthwise.errors import WidthwiseError
-
-            raise WidthwiseError(f"--ratio must be a number, got {args.ratio!r}") from None
     # Validate everything that needs no model before loading one, and the output before any work.
-    spec = PruneSpec(
-        method=args.method,
-        pct=args.pct,
-        ratio=ratio,
-        intermediate_size=args.intermediate_size,
-        align=args.align,
-        seed=args.seed,
-    )
+    spec = spec_from_args(args)
+    assert spec is not None  # the width is a required argument
     check_output_dir(args.out, args.force)
 
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""widthwise report RESULTS... [--out DIR] [--baselines DIR] [--thresholds FILE]"""
+"""widthwise report RESULTS... [--out DIR] [--baselines DIR] [--thresholds FILE] [--no-claims]"""
 
 from __future__ import annotations
 
@@ -24,27 +24,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from widthwise import claims, report
-    from widthwise.errors import WidthwiseError
     from widthwise.results import collect_results
 
-    results = collect_results(args.results)
-    paper_dir = args.baselines
-    if paper_dir is None and not any(claims.tier_of(r) == "paper" for r in results):
-        default = claims.default_thresholds().parent / "baselines" / "paper"
-        paper_dir = default if default.is_dir() else None
-    if paper_dir is not None:
-        results += collect_results([paper_dir])
-    verdicts = None
+    claim_list = None
     if not args.no_claims:
         claim_list = claims.load_thresholds(args.thresholds or claims.default_thresholds())
-        try:
-            verdicts = claims.evaluate(claim_list, results)
-        except WidthwiseError as e:
-            # The report still shows the tables and plots; `widthwise check` is the gate that refuses.
-            print(f"widthwise report: claims not evaluated: {e}", file=sys.stderr)
-    paths = report.write_report(results, args.out, verdicts)
-    print(f"wrote {paths[0]} and {len(paths) - 1} plots under {args.out / 'plots'}")
-    if verdicts:
-        md = paths[0].read_text(encoding="utf-8")
-        report.append_step_summary(md.split("## Results", 1)[0].removeprefix("# widthwise report\n"))
+    rep = report.report(collect_results(args.results), args.out, claim_list, paper=args.baselines)
+    if rep.claims_error:
+        # The report still shows the tables and plots; `widthwise check` is the gate that refuses.
+        print(f"widthwise report: claims not evaluated: {rep.claims_error}", file=sys.stderr)
+    print(f"wrote {rep.paths[0]} and {len(rep.paths) - 1} plots under {args.out / 'plots'}")
+    if rep.verdicts:
+        report.append_step_summary(report.claims_section(rep.paths[0]))
     return 0

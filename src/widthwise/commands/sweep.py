@@ -17,7 +17,7 @@ CPU_BENCH_ARGS = "--workloads mmlu --prompts 8 --new-tokens 16 --repeats 5"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from widthwise import backends
+    from widthwise.evaluation import backends
     from widthwise.models import DEFAULT_MODEL
 
     p.add_argument(
@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--bench-args",
-        help=f"extra arguments for each bench (default on CPU suites: {CPU_BENCH_ARGS!r}; none on paper)",
+        help=f"bench options for each bench, as `widthwise bench` takes them (default on CPU suites: "
+        f"{CPU_BENCH_ARGS!r}; none on paper)",
     )
     p.add_argument("--controls", action="store_true", help="also run the random and ppm-reverse controls")
     p.add_argument("--control-pcts", help="pcts for the controls (default: the same as --pcts)")
@@ -52,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
     import os
     import shlex
 
-    from widthwise import backends, sweep
-    from widthwise.cli import main
+    from widthwise import bench, report, sweep
     from widthwise.errors import WidthwiseError
+    from widthwise.evaluation import backends, get_suite
 
     pcts = sweep.parse_pcts(args.pcts)
     which = sweep.parse_shard(args.shard)
     control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
+    get_suite(args.suite)  # an unknown suite is refused before anything runs
     dev = backends.resolve_device(args.device)
     # Refuse an impossible backend/device choice now, not after the first configuration's model load.
     n_devices = backends.resolve_devices(args.backend, args.devices, dev)
@@ -70,20 +72,18 @@ def run(args: argparse.Namespace) -> int:
             jobs = int(args.jobs)
         except ValueError:
             raise WidthwiseError(f"--jobs must be a number or auto, got {args.jobs!r}") from None
+    bench_words = (
+        args.bench_args if args.bench_args is not None else ("" if args.suite == "paper" else CPU_BENCH_ARGS)
+    )
+    bench_config = bench.parse_config(shlex.split(bench_words)) if args.bench else None
     configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
-    mine = sweep.shard(configs, which)
     request = {"bench": args.bench, "method": args.method, "backend": args.backend, "devices": n_devices}
     sweep.run(
         args.model,
-        mine,
+        sweep.shard(configs, which),
         args.out,
         suite=args.suite,
-        bench=args.bench,
-        bench_args=shlex.split(
-            args.bench_args
-            if args.bench_args is not None
-            else ("" if args.suite == "paper" else CPU_BENCH_ARGS)
-        ),
+        bench=bench_config,
         jobs=jobs,
         eval_kw={"device": dev, "backend": args.backend, "devices": n_devices},
         request=request,
@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if which is not None:
         print(f"sweep: shard {args.shard} done; merge shards with `widthwise check DIR1 DIR2 ...`")
         return 0
-    results = str(args.out / "results")
-    code = main(["report", results, "--out", str(args.out / "report")])
-    if code != 0:
-        return code
-    return main(["check", results])
+    chk, written = sweep.finish(args.out)
+    print(f"wrote {written[0]} and {len(written) - 1} plots under {args.out / 'report' / 'plots'}")
+    print(report.check_text(chk.verdicts, chk.not_applicable))
+    report.append_step_summary(report.check_markdown(chk.verdicts, chk.not_applicable))
+    return chk.exit_code

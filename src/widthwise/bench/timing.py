@@ -1,6 +1,6 @@
 """Timing of generation at a fixed output length: TTFT, time per output token, latency, throughput, J/token.
 
-What is measured, and how (the paper's flaws, NOTES.md section 3, are the reasons for each rule):
+What is measured, and how (the paper's flaws, docs/paper.md §3, are the reasons for each rule):
 
 * Fixed length. Every generate() runs greedy with min_new_tokens = max_new_tokens = N, so EOS cannot end a
   sequence early and a pruned model cannot "talk longer". Each call is verified: N new positions, N tokens
@@ -17,18 +17,10 @@ What is measured, and how (the paper's flaws, NOTES.md section 3, are the reason
   same window that counts the tokens. Warm-up windows run first and are discarded.
 * A/B. Base and pruned models alternate window by window (A B A B ...), so drift in clocks, temperature
   or other load on the machine hits both alike; ratios are taken per repeat (paired) and summarised.
-* Ideal speed-up: each generated token multiplies every decoder weight matrix and the LM head once, so the
-  compute (and, when decoding is memory-bound, the bytes read) per token is proportional to those
-  parameters; base/pruned of that count bounds what pruning can buy per generated token (TPOT). Prefill
-  runs the LM head on one position per sequence only, so TTFT's bound is the decoder's matmul parameters
-  alone. Latency, throughput and J/token mix both phases: their bound is the base's own prefill and
-  decode times each divided by its ideal. Attention over the cache, norms and sampling do not shrink, so
-  achieved/ideal < 1 is expected.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -37,106 +29,13 @@ from typing import Any
 
 import torch
 
-from widthwise.energy import Meter, Reading, check_power
+from widthwise.bench.energy import Meter, Reading, check_power
+from widthwise.claims.metrics import cell_group
 from widthwise.errors import WidthwiseError
-
-# "random:llama-3.2-1b-shape[:LAYERS]": Llama-3.2-1B's layer shapes with random weights, built locally.
-LLAMA_32_1B_SHAPE = dict(
-    hidden_size=2048,
-    intermediate_size=8192,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    vocab_size=128256,
-    tie_word_embeddings=True,
-    rope_theta=500000.0,
-    max_position_embeddings=131072,
-)
-RANDOM_SHAPES = {"llama-3.2-1b-shape": LLAMA_32_1B_SHAPE}
-
-TIME_METRICS = ("ttft_ms", "tpot_ms", "latency_ms")  # lower is better
-RATE_METRICS = ("throughput_tok_s",)  # higher is better
-ENERGY_METRICS = ("j_per_token", "j_per_token_gross")  # lower is better
 
 
 class MeasurementError(WidthwiseError):
     """A generation broke a measurement rule (wrong number of new tokens, EOS inside the fixed length)."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# Models to bench
-# ---------------------------------------------------------------------------------------------------
-def random_model(spec: str, *, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.nn.Module:
-    """A randomly initialised Llama with a named real model's layer shapes (no hub)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    _, shape, *rest = spec.split(":")
-    if shape not in RANDOM_SHAPES or len(rest) > 1:
-        raise WidthwiseError(f"random model {spec!r}: expected random:<{'|'.join(RANDOM_SHAPES)}>[:LAYERS]")
-    try:
-        layers = int(rest[0]) if rest else 2
-    except ValueError:
-        raise WidthwiseError(f"random model {spec!r}: LAYERS must be an integer") from None
-    if layers < 1:
-        raise WidthwiseError(f"random model {spec!r}: LAYERS must be at least 1")
-    config = LlamaConfig(num_hidden_layers=layers, **RANDOM_SHAPES[shape])
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config).to(dtype).eval()
-
-
-def load_bench_model(spec: str, *, dtype: str = "float32", device: str = "cpu") -> Any:
-    """widthwise.models.Loaded for MODEL or a `random:` spec (which borrows the default model's tokenizer:
-    token ids only feed embeddings, and the default tokenizer's ids all fit in a Llama-3 vocabulary)."""
-    from transformers import AutoTokenizer
-
-    from widthwise.models import DEFAULT_MODEL, Loaded, load_model, resolve, weights_sha256
-
-    torch_dtype = getattr(torch, dtype, None)
-    if not isinstance(torch_dtype, torch.dtype):
-        raise WidthwiseError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
-    if not spec.startswith("random:"):
-        return load_model(spec, dtype=torch_dtype, device=device)
-    model = random_model(spec, dtype=torch_dtype).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(resolve(DEFAULT_MODEL))
-    return Loaded(
-        model=model, tokenizer=tokenizer, name=spec, path=spec, weights_sha256=weights_sha256(model)
-    )
-
-
-def matmul_params_per_token(model: torch.nn.Module) -> int:
-    """Weights multiplied once per generated token: every Linear (decoder projections and the LM head).
-    The input embedding is a lookup, not a matmul; a tied LM head still counts as one matmul."""
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-
-
-def prefill_matmul_params(model: torch.nn.Module) -> int:
-    """Weights multiplied once per prompt token: the decoder's Linears, not the LM head (generate() computes
-    logits for the last position only)."""
-    return matmul_params_per_token(model) - model.get_output_embeddings().weight.numel()
-
-
-@dataclass(frozen=True)
-class Ideal:
-    """Parameter-count bounds on pruned-over-base speed-up (see the module doc)."""
-
-    decode: float  # per generated token
-    prefill: float  # per prompt token
-
-    @classmethod
-    def of(cls, base: torch.nn.Module, pruned: torch.nn.Module) -> Ideal:
-        return cls(
-            decode=matmul_params_per_token(base) / matmul_params_per_token(pruned),
-            prefill=prefill_matmul_params(base) / prefill_matmul_params(pruned),
-        )
-
-    def for_metric(self, metric: str, base: dict[str, list[float | None]]) -> float:
-        if metric == "ttft_ms":
-            return self.prefill
-        if metric == "tpot_ms" or "ttft_ms" not in base or "latency_ms" not in base:
-            return self.decode
-        # Mixed: the base's measured prefill and decode times, each cut by its own ideal.
-        t_first = statistics.median(base["ttft_ms"])
-        t_all = statistics.median(base["latency_ms"])
-        return t_all / (t_first / self.prefill + (t_all - t_first) / self.decode)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -347,7 +246,7 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return f"{self.workload}_b{self.batch_size}"
+        return cell_group(self.workload, self.batch_size)
 
 
 def run_cell(
@@ -391,59 +290,3 @@ def run_cell(
                 f = w.figures()
                 progress(f"{what}: {f['throughput_tok_s']:.1f} tok/s, TTFT {f['ttft_ms']:.1f} ms")
     return cell
-
-
-# ---------------------------------------------------------------------------------------------------
-# Summaries and ratios
-# ---------------------------------------------------------------------------------------------------
-def quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile (numpy's default), q in [0, 1]."""
-    xs = sorted(values)
-    pos = q * (len(xs) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
-def summary(values: Sequence[float]) -> dict[str, float | int | None]:
-    """Median (the figure), p10/p90 (the spread) and the standard error of the mean across repeats."""
-    n = len(values)
-    return {
-        "median": statistics.median(values),
-        "p10": quantile(values, 0.1),
-        "p90": quantile(values, 0.9),
-        "mean": statistics.fmean(values),
-        "stderr": statistics.stdev(values) / math.sqrt(n) if n > 1 else None,
-        "n": n,
-    }
-
-
-def per_repeat(windows: Sequence[Window]) -> dict[str, list[float | None]]:
-    figs = [w.figures() for w in windows]
-    return {k: [f[k] for f in figs] for k in figs[0]}
-
-
-def speedup(metric: str, base: float, pruned: float) -> float:
-    """How many times faster (or more frugal) pruned is than base: > 1 is better for every metric."""
-    return pruned / base if metric in RATE_METRICS else base / pruned
-
-
-def paired_ratios(
-    a: dict[str, list[float | None]], b: dict[str, list[float | None]], ideal: Ideal
-) -> dict[str, dict[str, Any]]:
-    """Per-repeat pruned/base ratios of every figure (per_repeat() of base `a` and pruned `b`, repeat r
-    paired with repeat r), summarised, with the speed-up against the ideal."""
-    out = {}
-    for metric in a:
-        if metric not in b or any(v is None for v in a[metric] + b[metric]):
-            continue
-        ratios = [y / x for x, y in zip(a[metric], b[metric], strict=True)]
-        s = summary(ratios)
-        sp = speedup(metric, 1.0, s["median"])
-        bound = ideal.for_metric(metric, a)
-        out[metric] = {
-            "ratio": s,
-            "speedup": sp,
-            "ideal_speedup": bound,
-            "achieved_over_ideal": sp / bound,
-        }
-    return out

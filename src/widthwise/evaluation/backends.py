@@ -2,7 +2,7 @@
 
   hf, 1 device   lm-eval's HFLM wraps the in-memory (pruned) model: nothing is written to disk.
   hf, N devices  the pruned model is saved to a temporary folder and `torchrun --nproc_per_node N` runs
-                 widthwise.dataparallel. Each rank builds HFLM from the folder; accelerate (which reads
+                 widthwise.evaluation.dataparallel. Each rank builds HFLM from the folder; accelerate (reads
                  torchrun's environment exactly as under `accelerate launch`, lm-eval's documented way)
                  gives every rank 1/N of the documents, and lm-eval gathers the outputs on rank 0.
   vllm           lm-eval's VLLM on the saved folder, with data_parallel_size = N (Llama-3.2-1B/3B fit on
@@ -150,7 +150,7 @@ def launch_command(
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
-        "widthwise.dataparallel",
+        "widthwise.evaluation.dataparallel",
         str(folder),
         "--suite",
         suite,
@@ -177,7 +177,7 @@ def run_data_parallel(
     allow_hub: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run widthwise.dataparallel on NPROC ranks and return rank 0's metrics, headline and samples."""
+    """Run the dataparallel worker on NPROC ranks and return rank 0's metrics, headline and samples."""
     out = workdir / "parts.json"
     cmd = launch_command(folder, suite, tasks, dtype=dtype, out=out, nproc=nproc, allow_hub=allow_hub)
     proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""Dataset loaders named by the task YAMLs (`custom_dataset: !function widthwise.tasks.loaders.NAME`).
+"""Dataset loaders named by the task YAMLs (`custom_dataset: !function <this module>.NAME`).
 
 lm-eval calls each with the task's metadata and dataset_kwargs as keyword arguments and expects a
 DatasetDict whose rows have the fields of the built-in task's hub dataset, so the built-in prompts,

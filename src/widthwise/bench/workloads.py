@@ -28,7 +28,9 @@ class Workload:
 
 
 def config() -> dict[str, Any]:
-    return tomllib.loads(resources.files("widthwise").joinpath("workloads.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(
+        resources.files("widthwise.bench").joinpath("workloads.toml").read_text(encoding="utf-8")
+    )
 
 
 def names() -> list[str]:
@@ -50,7 +52,7 @@ def data_dir() -> Path:
     d = os.environ.get("WIDTHWISE_DATA_DIR")
     if not d:
         raise WidthwiseError(
-            "WIDTHWISE_DATA_DIR is not set; point it at the shared data folder (…/shared/data)"
+            "WIDTHWISE_DATA_DIR is not set; point it at a folder holding ifeval/, truthfulqa/ and nltk_data/"
         )
     return Path(d)
 

@@ -1,9 +1,9 @@
-"""One rank of a data-parallel evaluation: `torchrun --nproc_per_node N -m widthwise.dataparallel FOLDER ...`.
+"""One rank of a data-parallel evaluation, run as `torchrun --nproc_per_node N -m <this module> FOLDER ...`.
 
-Started by widthwise.backends.run_data_parallel, never by hand. Every rank loads the same saved (pruned)
-folder into lm-eval's HFLM, which hands each rank its share of the documents through accelerate; rank 0
-gets everything back from lm-eval and writes the metrics, headline and per-sample records as JSON. The
-parent process owns settings, provenance and the Result, so a Result looks the same however it was run.
+Started by widthwise.evaluation.backends.run_data_parallel, never by hand. Every rank loads the same saved
+(pruned) folder into lm-eval's HFLM, which hands each rank its share of the documents through accelerate;
+rank 0 gets everything back from lm-eval and writes the metrics, headline and per-sample records as JSON.
+The parent process owns settings, provenance and the Result, so a Result looks the same however it was run.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="widthwise.dataparallel")
+    p = argparse.ArgumentParser(prog="widthwise.evaluation.dataparallel")
     p.add_argument("folder", type=Path)
     p.add_argument("--suite", required=True)
     p.add_argument("--tasks")
@@ -26,21 +26,23 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    torch.set_num_threads(int(os.environ.get("WIDTHWISE_THREADS", "1")))
+    from widthwise.evaluation.run import check_inputs, set_threads
+
+    set_threads()
+    tasks = [t for t in args.tasks.split(",") if t] if args.tasks else None
+    inputs = check_inputs(args.suite, tasks=tasks, allow_hub=args.allow_hub)
+    suite = inputs.suite
 
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from widthwise import data
-    from widthwise.evaluate import _quiet, get_suite, load_tasks, plan_sources, run_lm_eval, to_result_parts
+    from widthwise.evaluation.loading import load_tasks
+    from widthwise.evaluation.runner import quiet, run_lm_eval
+    from widthwise.evaluation.scoring import to_result_parts
     from widthwise.results import atomic_write_text
 
-    tasks = [t for t in args.tasks.split(",") if t] if args.tasks else None
-    suite = get_suite(args.suite, tasks)
-    data.setup_environment(args.allow_hub)
-    sources = plan_sources(suite, args.allow_hub)
-    with _quiet(False):
-        task_items, tm = load_tasks(suite, sources)
+    with quiet(False):
+        task_items, tm = load_tasks(suite, inputs.sources)
         tokenizer = AutoTokenizer.from_pretrained(args.folder)
         lm = HFLM(
             pretrained=str(args.folder),

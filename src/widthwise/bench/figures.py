@@ -1,0 +1,175 @@
+"""Bench windows -> per-repeat series and summaries, Result metrics, paired ratios and printed tables.
+
+Metric keys (each {"value": median over repeats, "stderr": standard error of the mean over repeats,
+"n": repeats}; energy without a meter is {"value": null, "not_measurable": why}):
+  bench:{workload}_b{B}/ttft_ms | tpot_ms | latency_ms | throughput_tok_s | j_per_token | j_per_token_gross
+  bench:avg/j_per_token, bench:b{B}/throughput_tok_s | latency_ms | ttft_ms | tpot_ms
+An aggregate is computed per repeat (the mean over its cells of that repeat's figures) and then summarised
+like a cell, so it has a spread and pairs base with pruned repeat by repeat.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from tabulate import tabulate
+
+from widthwise.bench.models import Ideal
+from widthwise.bench.timing import Cell, Window
+from widthwise.claims.metrics import BENCH_FIGURES, bench_key
+
+# What a window measures (Window.figures), in table order; the paper's TTLT is only ever transcribed.
+WINDOW_FIGURES = ("ttft_ms", "tpot_ms", "latency_ms", "throughput_tok_s", "j_per_token", "j_per_token_gross")
+BATCH_AGGREGATES = ("throughput_tok_s", "latency_ms", "ttft_ms", "tpot_ms")
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile (numpy's default), q in [0, 1]."""
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Median (the figure), p10/p90 (the spread) and the standard error of the mean across repeats."""
+    n = len(values)
+    return {
+        "median": statistics.median(values),
+        "p10": quantile(values, 0.1),
+        "p90": quantile(values, 0.9),
+        "mean": statistics.fmean(values),
+        "stderr": statistics.stdev(values) / math.sqrt(n) if n > 1 else None,
+        "n": n,
+    }
+
+
+def per_repeat(windows: Sequence[Window]) -> dict[str, list[float | None]]:
+    figs = [w.figures() for w in windows]
+    return {k: [f[k] for f in figs] for k in figs[0]}
+
+
+def speedup(metric: str, base: float, pruned: float) -> float:
+    """How many times faster (or more frugal) pruned is than base: > 1 is better for every metric."""
+    return pruned / base if BENCH_FIGURES[metric].higher_is_better else base / pruned
+
+
+def paired_ratios(
+    a: dict[str, list[float | None]], b: dict[str, list[float | None]], ideal: Ideal
+) -> dict[str, dict[str, Any]]:
+    """Per-repeat pruned/base ratios of every figure (per_repeat() of base `a` and pruned `b`, repeat r
+    paired with repeat r), summarised, with the speed-up against the ideal."""
+    out = {}
+    for metric in a:
+        if metric not in b or any(v is None for v in a[metric] + b[metric]):
+            continue
+        ratios = [y / x for x, y in zip(a[metric], b[metric], strict=True)]
+        s = summary(ratios)
+        sp = speedup(metric, 1.0, s["median"])
+        bound = ideal.for_metric(metric, a)
+        out[metric] = {
+            "ratio": s,
+            "speedup": sp,
+            "ideal_speedup": bound,
+            "achieved_over_ideal": sp / bound,
+        }
+    return out
+
+
+def _mean_over(series: Sequence[dict[str, list[float | None]]], metric: str) -> list[float | None]:
+    n = len(series[0][metric])
+    out: list[float | None] = []
+    for r in range(n):
+        vals = [s[metric][r] for s in series]
+        out.append(None if any(v is None for v in vals) else statistics.fmean(vals))
+    return out
+
+
+def series(cells: Sequence[Cell], label: str) -> dict[str, dict[str, list[float | None]]]:
+    """Per-repeat figures of every cell and aggregate for one model, keyed like the metric prefixes."""
+    out = {c.key: per_repeat(c.windows[label]) for c in cells}
+    cell_series = list(out.values())
+    out["avg"] = {"j_per_token": _mean_over(cell_series, "j_per_token")}
+    for b in sorted({c.batch_size for c in cells}):
+        group = [out[c.key] for c in cells if c.batch_size == b]
+        out[f"b{b}"] = {m: _mean_over(group, m) for m in BATCH_AGGREGATES}
+    return out
+
+
+def metrics(figs: dict[str, dict[str, list[float | None]]], energy_reason: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for group, by_metric in figs.items():
+        for metric, values in by_metric.items():
+            key = bench_key(group, metric)
+            if any(v is None for v in values):
+                out[key] = {
+                    "value": None,
+                    "stderr": None,
+                    "n": None,
+                    "not_measurable": f"energy: not measurable here ({energy_reason})",
+                }
+                continue
+            s = summary(values)
+            out[key] = {"value": s["median"], "stderr": s["stderr"], "n": s["n"]}
+    return out
+
+
+def spreads(figs: dict[str, dict[str, list[float | None]]]) -> dict[str, Any]:
+    """Median, p10, p90, mean, stderr and the raw per-repeat values of every measured figure."""
+    return {
+        f"{group}/{metric}": {**summary(values), "values": values}
+        for group, by_metric in figs.items()
+        for metric, values in by_metric.items()
+        if not any(v is None for v in values)
+    }
+
+
+def ratios(
+    base: dict[str, dict[str, list[float | None]]],
+    pruned: dict[str, dict[str, list[float | None]]],
+    ideal: Ideal,
+) -> dict[str, Any]:
+    return {group: paired_ratios(base[group], pruned[group], ideal) for group in base}
+
+
+def _fmt(s: dict[str, Any]) -> str:
+    return f"{s['median']:.4g} [{s['p10']:.3g}, {s['p90']:.3g}]"
+
+
+def figures_table(figs: dict[str, dict[str, list[float | None]]], energy_reason: str | None) -> str:
+    rows = []
+    for group, by_metric in figs.items():
+        row = [group]
+        for m in WINDOW_FIGURES:
+            v = by_metric.get(m)
+            if v is None:
+                row.append("")
+            elif any(x is None for x in v):
+                row.append("n/m")
+            else:
+                row.append(_fmt(summary(v)))
+        rows.append(row)
+    head = ["cell", *(f"{m} median [p10, p90]" if i == 0 else m for i, m in enumerate(WINDOW_FIGURES))]
+    note = f"\nn/m: energy not measurable here ({energy_reason})" if energy_reason else ""
+    return tabulate(rows, headers=head, disable_numparse=True) + note
+
+
+def ratio_table(r: dict[str, Any]) -> str:
+    rows = []
+    for group, by_metric in r.items():
+        for metric, x in by_metric.items():
+            rows.append(
+                [
+                    group,
+                    metric,
+                    _fmt(x["ratio"]),
+                    f"{x['speedup']:.3f}",
+                    f"{x['ideal_speedup']:.3f}",
+                    f"{x['achieved_over_ideal']:.3f}",
+                ]
+            )
+    head = ["cell", "metric", "pruned/base median [p10, p90]", "speed-up", "ideal", "achieved/ideal"]
+    return tabulate(rows, headers=head, disable_numparse=True)

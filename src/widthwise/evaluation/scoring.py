@@ -1,0 +1,179 @@
+"""Scoring: lm-eval's output -> Result metrics, headlines and per-document records (with IFEval's extras).
+
+lm-eval's own metrics become "<builtin task>/<metric>" entries; its logged samples become one record per
+document (doc hash, prompt hash, target hash, every per-sample metric, correct/score) for paired
+statistics. IFEval records also keep per-instruction verdicts and the degenerate-text measure, and the
+Result gets IFEval over non-degenerate responses and a breakdown by instruction type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from widthwise import degeneracy
+from widthwise.errors import WidthwiseError
+from widthwise.evaluation.loading import LoadedTask, builtin_name
+from widthwise.evaluation.suites import TaskSpec
+
+
+def canonical_sha256(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool):
+        return float(x)
+    if isinstance(x, (int, float)) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+def metric_entries(
+    lm_results: Mapping[str, Mapping[str, Any]], name: str, n: int
+) -> dict[str, dict[str, Any]]:
+    """lm-eval's "metric,filter" values of one task/group as {"<metric>[,filter]": {value, stderr, n}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in lm_results.items():
+        if "," not in k or "_stderr," in k:
+            continue
+        metric, _, filt = k.partition(",")
+        key = metric if filt == "none" else f"{metric},{filt}"
+        value = _number(v)
+        entry: dict[str, Any] = {
+            "value": value,
+            "stderr": _number(lm_results.get(f"{metric}_stderr,{filt}")),
+            "n": n,
+        }
+        if value is None:
+            entry["not_measurable"] = f"lm-eval returned {v!r} for {name} {k}"
+        out[key] = entry
+    return out
+
+
+def _stat(values: list[float], why_empty: str) -> dict[str, Any]:
+    from lm_eval.api.metrics import mean_stderr
+
+    if not values:
+        return {"value": None, "stderr": None, "n": 0, "not_measurable": why_empty}
+    value = sum(values) / len(values)
+    return {"value": value, "stderr": mean_stderr(values) if len(values) > 1 else None, "n": len(values)}
+
+
+BINARY = {"acc", "acc_norm", "exact_match", "prompt_level_strict_acc"}
+
+
+def sample_records(spec: TaskSpec, leaf: str, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per document: ids and hashes for pairing, every per-sample metric, correct/score."""
+    by_doc: dict[int, dict[str, Any]] = {}
+    docs: dict[int, Any] = {}
+    for s in logged:
+        rec = by_doc.get(s["doc_id"])
+        if rec is None:
+            docs[s["doc_id"]] = s["doc"]
+            doc_id: Any = s["doc_id"]
+            if spec.name == "mmlu":  # ids restart in every subject
+                doc_id = f"{builtin_name(leaf).removeprefix('mmlu_')}/{s['doc_id']}"
+            rec = by_doc[s["doc_id"]] = {
+                "doc_id": doc_id,
+                "doc_hash": canonical_sha256(s["doc"]),
+                "prompt_hash": s["prompt_hash"],
+                "target_hash": s["target_hash"],
+                "metrics": {},
+            }
+            if spec.kind == "generate":
+                rec["response"] = s["filtered_resps"][0] if spec.name == "ifeval" else s["resps"][0][0]
+        filt = s["filter"]
+        for m in s["metrics"]:
+            rec["metrics"][m if filt == "none" else f"{m},{filt}"] = s[m]
+    for raw_id, rec in by_doc.items():
+        head = rec["metrics"].get(spec.headline)
+        if spec.name in ("lambada_openai", "wikitext"):
+            # Perplexities aggregate per-document log-likelihoods; "acc" is the per-document verdict.
+            rec["score"] = _number(head) if not isinstance(head, (list, tuple)) else _number(head[0])
+            if "acc" in rec["metrics"]:
+                rec["correct"] = bool(rec["metrics"]["acc"])
+        elif spec.headline.split(",")[0] in BINARY and spec.name != "truthfulqa_mc2":
+            rec["score"] = _number(head)
+            rec["correct"] = bool(head)
+        else:
+            rec["score"] = _number(head)
+        if spec.name == "ifeval":
+            _ifeval_record(rec, docs[raw_id])
+    return [by_doc[k] for k in sorted(by_doc)]
+
+
+def _ifeval_record(rec: dict[str, Any], doc: Mapping[str, Any]) -> None:
+    m = rec.pop("metrics")
+    ids = list(doc["instruction_id_list"])
+    rec["key"] = doc.get("key")
+    rec["correct"] = bool(m["prompt_level_strict_acc"])
+    rec["prompt_level_loose"] = bool(m["prompt_level_loose_acc"])
+    rec["instructions"] = [
+        {"id": i, "strict": bool(s), "loose": bool(lo)}
+        for i, s, lo in zip(ids, m["inst_level_strict_acc"], m["inst_level_loose_acc"], strict=True)
+    ]
+    d = degeneracy.measure(rec["response"])
+    rec["degenerate"] = d.degenerate
+    rec["degeneracy"] = d.as_dict()
+
+
+def ifeval_extras(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """IFEval as scored, split by degenerate/non-degenerate responses, and by instruction type."""
+    out: dict[str, dict[str, Any]] = {}
+    ok = [r for r in records if not r["degenerate"]]
+    bad = [r for r in records if r["degenerate"]]
+    out["degenerate_share"] = _stat([float(r["degenerate"]) for r in records], "no IFEval responses")
+    out["prompt_level_strict_acc_nondegenerate"] = _stat(
+        [float(r["correct"]) for r in ok], "every response is degenerate"
+    )
+    out["inst_level_strict_acc_nondegenerate"] = _stat(
+        [float(i["strict"]) for r in ok for i in r["instructions"]], "every response is degenerate"
+    )
+    out["prompt_level_strict_acc_degenerate"] = _stat(
+        [float(r["correct"]) for r in bad], "no response is degenerate"
+    )
+    by_type: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        for i in r["instructions"]:
+            by_type[i["id"]].append(float(i["strict"]))
+    for inst, vals in sorted(by_type.items()):
+        out[f"strict_acc@{inst}"] = _stat(vals, "no instruction of this type")
+    return out
+
+
+def to_result_parts(loaded: list[LoadedTask], lm_out: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+    from lm_eval.api.group import Group
+
+    metrics: dict[str, dict[str, Any]] = {}
+    headline: dict[str, str] = {}
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for item in loaded:
+        spec = item.spec
+        top_name = item.top.name if isinstance(item.top, Group) else item.top.task_name
+        counts = {leaf: lm_out["n-samples"][leaf]["effective"] for leaf in item.leaves}
+        records: list[dict[str, Any]] = []
+        for leaf in sorted(item.leaves):
+            records += sample_records(spec, leaf, lm_out["samples"][leaf])
+            if len(item.leaves) > 1:  # MMLU subjects, under their built-in names
+                for k, e in metric_entries(lm_out["results"][leaf], leaf, counts[leaf]).items():
+                    metrics[f"{builtin_name(leaf)}/{k}"] = e
+        for k, e in metric_entries(lm_out["results"][top_name], top_name, sum(counts.values())).items():
+            metrics[f"{spec.name}/{k}"] = e
+        if spec.name == "ifeval":
+            n_inst = sum(len(r["instructions"]) for r in records)
+            for k in ("inst_level_strict_acc", "inst_level_loose_acc"):
+                metrics[f"ifeval/{k}"]["n"] = n_inst
+            for k, e in ifeval_extras(records).items():
+                metrics[f"ifeval/{k}"] = e
+        key = f"{spec.name}/{spec.headline}"
+        if key not in metrics:
+            raise WidthwiseError(f"lm-eval produced no {spec.headline!r} for {spec.name}")
+        headline[spec.name] = key
+        samples[spec.name] = records
+    return metrics, headline, samples

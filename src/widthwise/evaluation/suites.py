@@ -1,0 +1,96 @@
+"""Evaluation suites as frozen dataclasses, read from suites.toml beside this module (the data)."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from widthwise.errors import WidthwiseError
+
+SUITES_FILE = Path(__file__).with_name("suites.toml")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str  # lm-eval's built-in task name
+    kind: str  # "loglikelihood" | "generate"
+    headline: str
+    template: str | None
+    shots: int
+    n: int | None = None
+    per_subject: int | None = None
+    max_gen_toks: int | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tier: str
+    description: str
+    seed: int
+    chat_template: str
+    batch_size: int
+    tasks: tuple[TaskSpec, ...]
+    substitutes: Mapping[str, str] = field(default_factory=dict)
+
+
+@functools.cache
+def suites_toml(path: Path = SUITES_FILE) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def suite_names() -> list[str]:
+    return sorted(suites_toml()["suites"])
+
+
+def family(task: str) -> dict[str, Any]:
+    """A task family's [tasks.NAME] table: kind, headline metric, template."""
+    return suites_toml()["tasks"][task]
+
+
+def get_suite(name: str, tasks: list[str] | None = None) -> Suite:
+    """The named suite, optionally restricted to some of its tasks; WidthwiseError for unknown names."""
+    doc = suites_toml()
+    if name not in doc["suites"]:
+        raise WidthwiseError(f"unknown suite {name!r}; known: {', '.join(suite_names())}")
+    raw = doc["suites"][name]
+    chosen = list(raw["tasks"])
+    if tasks:
+        unknown = [t for t in tasks if t not in raw["tasks"]]
+        if unknown:
+            raise WidthwiseError(
+                f"unknown task(s) {', '.join(unknown)} for suite {name!r}; its tasks: {', '.join(chosen)}"
+            )
+        chosen = [t for t in chosen if t in tasks]
+    specs = []
+    for t in chosen:
+        fam, opts = doc["tasks"][t], raw["tasks"][t]
+        if "per_subject" in opts and t != "mmlu":
+            raise WidthwiseError(f"suites.toml: {name}.{t}: per_subject is for mmlu only")
+        specs.append(
+            TaskSpec(
+                name=t,
+                kind=fam["kind"],
+                headline=fam["headline"],
+                template=fam.get("template"),
+                shots=int(opts["shots"]),
+                n=opts.get("n"),
+                per_subject=opts.get("per_subject"),
+                max_gen_toks=opts.get("max_gen_toks"),
+            )
+        )
+    return Suite(
+        name=name,
+        tier=raw["tier"],
+        description=raw.get("description", ""),
+        seed=int(raw["seed"]),
+        chat_template=raw.get("chat_template", "generation"),
+        batch_size=int(raw.get("batch_size", 1)),
+        tasks=tuple(specs),
+        substitutes={k: v for k, v in raw.get("substitutes", {}).items() if not tasks or k in tasks},
+    )

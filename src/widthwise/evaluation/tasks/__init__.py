@@ -1,0 +1,1 @@
+"""lm-eval task YAML templates over local data, and the loaders they call (see loaders.py)."""

@@ -1,0 +1,127 @@
+"""The report stage: report.md (claims, one metric table per tier and model) and PNG plots.
+
+tables   verdict tables, the step summary, metric tables
+plots    each metric against expansion ratio, and the dichotomy plot per model
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from widthwise.claims.engine import evaluate
+from widthwise.claims.spec import Claim
+from widthwise.claims.verdict import Verdict
+from widthwise.errors import WidthwiseError
+from widthwise.names import short_name, slug
+from widthwise.points import group_results
+from widthwise.report.plots import plot_dichotomy, plot_metric, plot_name, plotted_metrics
+from widthwise.report.tables import (
+    append_step_summary,
+    check_markdown,
+    check_text,
+    metric_table,
+    summary_line,
+    verdict_markdown,
+    verdict_table,
+)
+from widthwise.results import collect_results
+
+__all__ = [
+    "Report",
+    "append_step_summary",
+    "check_markdown",
+    "check_text",
+    "claims_section",
+    "metric_table",
+    "paper_baselines",
+    "report",
+    "summary_line",
+    "verdict_markdown",
+    "verdict_table",
+    "write_report",
+]
+
+
+def write_report(
+    results: Iterable[Mapping[str, Any]], out: Path, verdicts: Sequence[Verdict] | None = None
+) -> list[Path]:
+    """report.md with the verdicts and one metric table per (tier, model), plus PNGs under plots/."""
+    out = Path(out)
+    groups = group_results(results)
+    written: list[Path] = []
+    md = ["# widthwise report", ""]
+    if verdicts:
+        md += [verdict_markdown(verdicts, "Claims"), ""]
+    md += ["## Results", ""]
+    for g in groups:
+        md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
+        if g.tier == "paper" and any(k.endswith("j_per_token") for p in g.points for k in p.metrics):
+            md += [
+                "J/token in the paper's tables are scaled by carbon intensity (its unit bug): "
+                "compare them only as ratios to the base model.",
+                "",
+            ]
+    md += ["## Plots", "", "Paper dashed, measured solid; efficiency relative to each model's base.", ""]
+    for g in groups:
+        p = plot_dichotomy(g, out / "plots" / f"dichotomy_{g.tier}_{slug(short_name(g.model))}.png")
+        if p:
+            written.append(p)
+            md.append(f"![{short_name(g.model)} {g.tier}](plots/{p.name})")
+    for metric in plotted_metrics(groups):
+        p = plot_metric(groups, metric, out / "plots" / f"{plot_name(metric)}.png")
+        if p:
+            written.append(p)
+            md.append(f"![{metric}](plots/{p.name})")
+    report = out / "report.md"
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(md) + "\n", encoding="utf-8")
+    return [report, *written]
+
+
+@dataclass
+class Report:
+    paths: list[Path]  # report.md first, then the plots
+    verdicts: list[Verdict] | None
+    claims_error: str | None  # why the claims could not be evaluated (the tables and plots are still there)
+
+
+def paper_baselines() -> Path | None:
+    """baselines/paper of the checkout this package runs from, when there is one."""
+    from widthwise.claims.spec import default_thresholds
+
+    folder = default_thresholds().parent / "baselines" / "paper"
+    return folder if folder.is_dir() else None
+
+
+def report(
+    results: Sequence[Mapping[str, Any]],
+    out: Path,
+    claims: Sequence[Claim] | None = None,
+    *,
+    paper: Path | None = None,
+) -> Report:
+    """The report stage: report.md and plots for `results`, the paper's own Results drawn beside them
+    (`paper`, default baselines/paper, unless the Results hold the paper's already), and the verdicts of
+    `claims` on all of them. `widthwise check` is the gate; a claim that cannot be evaluated here is said
+    in the report and does not stop it."""
+    results = list(results)
+    if paper is None and not any(r["tier"] == "paper" for r in results):
+        paper = paper_baselines()
+    if paper is not None:
+        results += collect_results([paper])
+    verdicts, error = None, None
+    if claims is not None:
+        try:
+            verdicts = evaluate(claims, results)
+        except WidthwiseError as e:
+            error = str(e)
+    return Report(write_report(results, out, verdicts), verdicts, error)
+
+
+def claims_section(report_md: Path) -> str:
+    """The claims part of a written report.md, for the step summary."""
+    md = Path(report_md).read_text(encoding="utf-8")
+    return md.split("## Results", 1)[0].removeprefix("# widthwise report\n")

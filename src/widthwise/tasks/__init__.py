@@ -1,1 +1,0 @@
-"""lm-eval task YAML templates over local data, and the loaders they call (see widthwise.tasks.loaders)."""
