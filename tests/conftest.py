@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinymodels import ARCHS, TINY
+from support import ARCHS, TINY
 
 # Nothing in the test suite may reach a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

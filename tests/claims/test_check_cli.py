@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from widthwise.claims import load_thresholds
@@ -24,7 +25,8 @@ def test_check_paper_exits_0_with_a_table(capsys, monkeypatch):
     head = out.splitlines()[0].split()
     assert head == ["claim", "model", "configuration", "observed", "bound", "n", "MDE", "verdict"]
     assert "mmlu-drops" in out and "FAILS" not in out
-    assert "0 fails" not in out and " holds" in out
+    # The summary counts only verdicts that occur, so the exact line is what says nothing failed.
+    assert "78 checks of 19 claims: 73 holds, 5 skipped" in out.splitlines()
 
 
 def test_check_json_and_step_summary_is_appended(tmp_path, capsys, monkeypatch):
@@ -126,7 +128,7 @@ def test_report_writes_tables_and_plots(tmp_path, capsys, monkeypatch):
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert pngs == [
         "bench-avg__j_per_token.png",
-        "dichotomy_paper_llama-3-2-3b.png",
+        "dichotomy_paper_llama-3.2-3b.png",
         "ifeval__prompt_level_strict_acc.png",
         "mmlu__acc.png",
         "truthfulqa_mc2__acc.png",
@@ -134,7 +136,9 @@ def test_report_writes_tables_and_plots(tmp_path, capsys, monkeypatch):
     for p in pngs:
         assert (out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"(plots/{p})" in md
-    assert os.path.getsize(out / "plots" / "mmlu__acc.png") > 10_000
+        # Drawn, not blank: a blank canvas is one colour (the curves' data are tested in test_report).
+        pixels = plt.imread(out / "plots" / p)
+        assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 10, p
 
 
 def test_claims_that_match_nothing_are_listed_not_dropped(tmp_path, capsys):

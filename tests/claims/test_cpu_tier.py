@@ -53,7 +53,7 @@ def test_the_sweep_is_what_its_readme_says(stored):
     controls = {f"{m}-pct{x}" for m in ("random", "ppm-reverse") for x in (20, 40)}
     assert labels == {"base"} | ppm | controls
     assert {r["suite"] for r in stored} == {"cpu"}
-    assert len({r["provenance"]["weights_sha256"] for r in stored}) == len(stored)  # really different models
+    assert len({r["model"]["weights_sha256"] for r in stored}) == len(stored)  # really different models
 
 
 def _swap(stored, a: str, b: str):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from widthwise.claims import evaluate, exit_code, group_results, parse_thresholds
+from widthwise.claims import evaluate, exit_code, parse_thresholds
+from widthwise.points import group_results
 from widthwise.results import collect_results
 
 DATA = Path(__file__).parent / "data" / "bench-cpu"

@@ -18,8 +18,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def meter():
+    from widthwise.bench.energy import open_meter
     from widthwise.device import cuda_uuid
-    from widthwise.energy import open_meter
 
     m = open_meter("nvml", device="cuda", gpu_uuid=cuda_uuid("cuda"))
     yield m
@@ -27,7 +27,7 @@ def meter():
 
 
 def test_nvml_counter_measures_a_busy_window_above_idle(meter):
-    from widthwise.energy import calibrate_idle, check_power
+    from widthwise.bench.energy import calibrate_idle, check_power
 
     idle = calibrate_idle(meter, 2.0)
     x = torch.randn(8192, 8192, device="cuda")
@@ -56,10 +56,10 @@ def test_gpu_facts_name_the_board(meter):
 def test_bench_on_gpu_reports_joules_per_token(meter):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from widthwise import bench
-    from widthwise.energy import calibrate_idle
+    from widthwise.bench.energy import calibrate_idle
+    from widthwise.bench.timing import run_cell
+    from widthwise.bench.workloads import Workload
     from widthwise.prune import PruneSpec, prune_model
-    from widthwise.workloads import Workload
 
     torch.manual_seed(0)
     cfg = LlamaConfig(hidden_size=256, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=4,
@@ -84,7 +84,7 @@ def test_bench_on_gpu_reports_joules_per_token(meter):
         "toy", tuple(f"prompt number {i} " * (i + 1) for i in range(8)), tuple(map(str, range(8))), 16, "t"
     )
     idle = calibrate_idle(meter, 2.0)
-    cell = bench.run_cell(
+    cell = run_cell(
         [("base", base), ("pruned", pruned)],
         Tok(),
         w,

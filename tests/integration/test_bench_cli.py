@@ -70,7 +70,10 @@ def test_pruned_run_writes_comparable_base_and_pruned_results(tiny_folder, tmp_p
     assert pruned["pruning"]["align"] == 16 and pruned["model"]["intermediate_size"] == 32
     assert base["settings"] == pruned["settings"] and base["suite"] == "bench"
     assert pruned["model"]["intermediate_size"] < base["model"]["intermediate_size"]
-    assert pruned["model"]["weights_sha256"] == base["model"]["weights_sha256"]  # the same model, pruned
+    # model.weights_sha256 is the weights as measured; both start from the same base weights.
+    assert pruned["model"]["weights_sha256"] != base["model"]["weights_sha256"]
+    assert pruned["provenance"]["base_weights_sha256"] == base["provenance"]["base_weights_sha256"]
+    assert base["provenance"]["base_weights_sha256"] == base["model"]["weights_sha256"]
     for r in (base, pruned):
         m = r["metrics"]
         for w in ("mmlu", "hellaswag"):
@@ -87,7 +90,7 @@ def test_pruned_run_writes_comparable_base_and_pruned_results(tiny_folder, tmp_p
         assert (
             r["bench"]["spread"]["mmlu_b8/ttft_ms"]["p90"] >= r["bench"]["spread"]["mmlu_b8/ttft_ms"]["p10"]
         )
-        assert r["bench"]["device"]["load_average_1_5_15"] is not None
+        assert r["provenance"]["machine"]["load_average_1_5_15"] is not None
     vs = pruned["bench"]["vs_base"]["b8"]["throughput_tok_s"]
     assert vs["ideal_speedup"] > 1 and vs["achieved_over_ideal"] > 0
     assert len(collect_results([tmp_path / "r"])) == 2  # what `widthwise check` reads

@@ -5,14 +5,15 @@ baselines/measured/smoke. The correct pruner reproduces it exactly; two realisti
 lowest scores instead of the highest and slicing down_proj with the wrong indices, both make it fail.
 """
 
-import json
 from pathlib import Path
 
 import pytest
 
 import widthwise.prune as prune
+from support import evaluate_at
+from widthwise.claims.regression import check
 from widthwise.models import DEFAULT_MODEL
-from widthwise.regression import check
+from widthwise.results import read_result
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +21,11 @@ STORED = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "smoke
 
 
 def fresh_eval():
-    from widthwise.evaluate import evaluate
-
-    return evaluate(DEFAULT_MODEL, "smoke", pct=20, use_cache=False).result
+    return evaluate_at(DEFAULT_MODEL, "smoke", pct=20)
 
 
 def stored():
-    return [json.loads(p.read_text()) for p in sorted(STORED.glob("*.json"))]
+    return [read_result(p) for p in sorted(STORED.glob("*.json"))]
 
 
 def test_the_correct_pruner_reproduces_the_stored_baseline():

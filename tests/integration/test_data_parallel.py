@@ -1,5 +1,6 @@
 """The multi-device hf path end to end on CPU: a pruned model saved to a folder, two torchrun ranks of
-widthwise.dataparallel, lm-eval in each, and rank 0's output identical to the in-process evaluation.
+widthwise.evaluation.dataparallel, lm-eval in each, and rank 0's output identical to the in-process
+evaluation.
 
 What CPU cannot show: lm-eval shards documents across ranks only when it counts more than one GPU, so
 here each rank scores every document. The launch, the folder round trip, the worker and the single write
@@ -8,9 +9,8 @@ by rank 0 are real; the sharding itself is lm-eval's, exercised on GPU runners.
 
 import pytest
 
-from tinymodels import save_tiny_llama
-from widthwise import backends
-from widthwise.evaluate import evaluate
+from support import evaluate_at, save_tiny_llama
+from widthwise.evaluation import backends
 from widthwise.models import load_model, save_model
 from widthwise.prune import PruneSpec, prune_model
 
@@ -25,7 +25,7 @@ def tiny_llama(tmp_path_factory, default_model):
 
 
 def test_two_ranks_reproduce_the_in_process_result(tiny_llama, tmp_path):
-    one = evaluate(str(tiny_llama), "smoke", tasks=TASKS, pct=25, use_cache=False).result
+    one = evaluate_at(str(tiny_llama), "smoke", pct=25, tasks=TASKS)
     assert one["settings"]["backend"] == "hf"
     assert one["provenance"]["backend"]["devices"] == 1
 

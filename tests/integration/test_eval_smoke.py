@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from widthwise.results import read_result
+from widthwise.results import PROVENANCE_KEYS, read_result
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +39,7 @@ FAMILIES = {
     "ifeval",
 }
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def widthwise(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
@@ -166,18 +167,17 @@ def test_ifeval_records_and_breakdown(result):
 
 def test_provenance_and_settings(result, default_model):
     p, s = result["provenance"], result["settings"]
-    assert p["widthwise_version"] and HEX64.match(p["weights_sha256"])
+    assert set(p) == set(PROVENANCE_KEYS) and p["stage"] == result["stage"] == "eval"
+    assert p["widthwise_version"] and HEX64.match(p["base_weights_sha256"])
     assert p["git_sha"] is None or re.match(r"^[0-9a-f]{40}$", p["git_sha"])
     assert all(p["versions"][k] for k in ("lm_eval", "torch", "transformers"))
-    assert result["model"]["weights_sha256"] == default_model.weights_sha256 == p["weights_sha256"]
-    assert result["pruning"] is None and p["pruning"] is None
+    assert result["model"]["weights_sha256"] == default_model.weights_sha256 == p["base_weights_sha256"]
+    assert result["pruning"] is None and result["tier"] == "cpu"
     assert p["device"] == "cpu" and p["dtype"] == s["dtype"] == "float32"
     assert p["seed"] == s["seed"]
-    # The data actually read, with checksums that match the shared folder's SHA256SUMS.
+    # The data actually read, with the checksums the project pins (data.sha256).
     sums = dict(
-        reversed(line.split())
-        for line in (Path(os.environ["WIDTHWISE_DATA_DIR"]) / "SHA256SUMS").read_text().splitlines()
-        if line.strip()
+        reversed(line.split()) for line in (ROOT / "data.sha256").read_text().splitlines() if line.strip()
     )
     files = p["data"]["ifeval"]["files"]
     assert files["data:ifeval/input_data.jsonl"]["sha256"] == sums["ifeval/input_data.jsonl"]
@@ -187,7 +187,6 @@ def test_provenance_and_settings(result, default_model):
     for task, t in s["tasks"].items():
         assert t["source"] == "local" and HEX64.match(t["sample_ids_sha256"])
         assert t["chat_template"] is (task in {"gsm8k", "ifeval"})
-        assert p["chat_template_applied"][task] is t["chat_template"]
     assert s["tasks"]["mmlu"]["shots"] == 5 and s["tasks"]["gsm8k"]["shots"] == 5
     assert s["tasks"]["gsm8k"]["fewshot_as_multiturn"] is True
     assert s["tasks"]["ifeval"]["generation_kwargs"]["max_gen_toks"] > 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tinymodels import save_tiny_llama
+from support import save_tiny_llama
 from widthwise import sweep
 from widthwise.cli import main
 
@@ -58,7 +58,7 @@ def test_interrupted_sweep_resumes_and_shards_check_like_one_run(tiny_llama, thr
     out = tmp_path / "whole"
 
     # Interrupt after the first configuration: its Result is kept, nothing half-written is left behind.
-    real = partial(sweep.run_stage, "eval", suite="smoke")
+    real = partial(sweep.eval_stage, suite="smoke")
     calls = []
 
     def interrupted(model, config, path):
@@ -68,21 +68,21 @@ def test_interrupted_sweep_resumes_and_shards_check_like_one_run(tiny_llama, thr
         real(model, config, path)
 
     with pytest.raises(KeyboardInterrupt):
-        sweep.run(str(tiny_llama), configs, out, suite="smoke", bench=False, eval_fn=interrupted)
+        sweep.run(str(tiny_llama), configs, out, suite="smoke", bench=None, eval_fn=interrupted)
     first = sweep.result_path(out, "eval", configs[0])
     assert first.is_file() and not sweep.result_path(out, "eval", configs[1]).exists()
     stamp = first.stat().st_mtime_ns
 
-    ran = sweep.run(str(tiny_llama), configs, out, suite="smoke", bench=False)
+    ran = sweep.run(str(tiny_llama), configs, out, suite="smoke", bench=None)
     assert [s.config for s in ran] == configs[1:]  # the finished configuration is not redone
     assert first.stat().st_mtime_ns == stamp
-    assert sweep.run(str(tiny_llama), configs, out, suite="smoke", bench=False) == []
+    assert sweep.run(str(tiny_llama), configs, out, suite="smoke", bench=None) == []
 
     # Two shards in two folders, checked together, give the verdicts of the unsharded run.
     # (Each shard evaluates in two worker processes, as `--jobs 2` does on a 2-core machine.)
     for i in (1, 2):
         shard = sweep.shard(configs, (i, 2))
-        ran = sweep.run(str(tiny_llama), shard, tmp_path / f"shard{i}", suite="smoke", bench=False, jobs=2)
+        ran = sweep.run(str(tiny_llama), shard, tmp_path / f"shard{i}", suite="smoke", bench=None, jobs=2)
         assert sorted(s.config.pct for s in ran) == sorted(c.pct for c in shard)
     assert len(list((tmp_path / "shard1").rglob("*.json"))) == 3  # base and pct 50, plus sweep.json
     whole = verdicts([out], thresholds, capsys)

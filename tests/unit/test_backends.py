@@ -2,10 +2,10 @@
 
 import pytest
 
-from widthwise import backends
 from widthwise.cli import main
 from widthwise.errors import WidthwiseError
-from widthwise.results import settings_mismatch
+from widthwise.evaluation import backends
+from widthwise.results import read_result, settings_mismatch, write_result
 
 
 def test_auto_is_one_device_on_cpu():
@@ -58,7 +58,7 @@ def test_launch_command_runs_the_worker_on_every_rank(tmp_path):
     )
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert "--nproc_per_node=4" in cmd
-    worker = cmd[cmd.index("widthwise.dataparallel") :]
+    worker = cmd[cmd.index("widthwise.evaluation.dataparallel") :]
     assert worker[1:] == [
         str(tmp_path / "m"),
         *("--suite", "paper", "--dtype", "bfloat16", "--out", str(tmp_path / "o.json")),
@@ -66,12 +66,17 @@ def test_launch_command_runs_the_worker_on_every_rank(tmp_path):
     ]
 
 
-def test_backend_is_a_comparison_setting_defaulting_to_hf():
-    old = {"settings": {"suite": "cpu"}}  # stored before the backend was recorded
-    assert settings_mismatch(old, {"settings": {"suite": "cpu", "backend": "hf"}}) == []
-    assert settings_mismatch(old, {"settings": {"suite": "cpu", "backend": "vllm"}}) == [
-        "backend: 'hf' != 'vllm'"
-    ]
+def test_backend_is_a_comparison_setting_and_old_evaluations_read_as_hf(tmp_path):
+    from pathlib import Path
+
+    # A stored evaluation from before the backend was recorded (schema 1) reads as lm-eval's HFLM.
+    stored = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "smoke"
+    old = read_result(next(stored.glob("*.json")))
+    assert old["settings"]["backend"] == "hf"
+    vllm = {**old, "settings": {**old["settings"], "backend": "vllm"}}
+    assert settings_mismatch(old, vllm) == ["backend: 'hf' != 'vllm'"]
+    write_result(vllm, tmp_path / "v.json")
+    assert settings_mismatch(read_result(tmp_path / "v.json"), old) == ["backend: 'vllm' != 'hf'"]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from widthwise.baselines import diff_metrics, filename_for, plan_update, refuse_mismatch
 from widthwise.cli import main
 from widthwise.errors import WidthwiseError
-from widthwise.results import read_result, write_result
+from widthwise.results import new_provenance, read_result, write_result
 
 PAPER = Path(__file__).resolve().parents[2] / "baselines" / "paper"
 
@@ -21,7 +21,8 @@ def stored(tmp_path):
     (root / "measured").mkdir(parents=True)
     for f in sorted(PAPER.glob("llama-3.2-1b_*.json"))[:2]:
         r = read_result(f)
-        r["provenance"] = {"source": "/models/llama-1b"}
+        r["stage"], r["tier"] = "eval", "gpu"
+        r["provenance"] = new_provenance(stage="eval", model_source="/models/llama-1b")
         write_result(r, root / "measured" / filename_for(r))
     return root
 

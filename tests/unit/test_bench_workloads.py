@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from widthwise import workloads
+from widthwise.bench import workloads
 from widthwise.errors import WidthwiseError
 
 needs_data = pytest.mark.skipif(

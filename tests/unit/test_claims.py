@@ -1,25 +1,21 @@
-"""claims.py: validation of thresholds, tiers and grouping, and every gate on real-shaped Results."""
+"""widthwise.claims: validation of thresholds, tiers and grouping, and every gate on real-shaped Results."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
-from widthwise.claims import (
-    evaluate,
-    exit_code,
-    gate_correlation,
-    gate_pairwise,
-    gate_ratio,
-    group_results,
-    parse_thresholds,
-    tier_of,
-)
+from widthwise.claims import evaluate, exit_code, parse_thresholds
+from widthwise.claims.kinds.pairwise import gate_pairwise
+from widthwise.claims.kinds.ratio import gate_ratio
+from widthwise.claims.kinds.trend import gate_correlation
 from widthwise.errors import WidthwiseError
-from widthwise.results import collect_results
+from widthwise.points import group_results
+from widthwise.results import collect_results, new_provenance, upgrade
 
 PAPER = Path(__file__).resolve().parents[2] / "baselines" / "paper"
 B1, B3 = "meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"
@@ -36,12 +32,13 @@ def one_claim(**kw):
 
 
 def measured(paper, model, pcts):
-    """Copies of the paper's Results relabelled as a GPU measurement (suite 'paper', not from the paper)."""
+    """Copies of the paper's Results relabelled as a GPU-tier measurement (suite 'paper', stage eval)."""
     out = []
     for r in paper:
         if r["model"]["name"] == model and (r["pruning"] or {}).get("pct") in pcts:
             r = copy.deepcopy(r)
-            r["provenance"] = {"source": "/models/llama", "widthwise_version": "test"}
+            r["stage"], r["tier"] = "eval", "gpu"
+            r["provenance"] = new_provenance(stage="eval", model_source="/models/llama")
             out.append(r)
     return out
 
@@ -124,18 +121,26 @@ def test_ratio_and_correlation_gates():
 # ---- tiers and grouping --------------------------------------------------------------------------------
 
 
-def test_tiers_come_from_existing_fields(paper):
-    r = copy.deepcopy(paper[0])
-    assert tier_of(r) == "paper"
-    r["provenance"] = {"source": "/x"}
-    assert tier_of(r) == "gpu"  # suite "paper" measured by widthwise
-    r["suite"] = "cpu"
-    assert tier_of(r) == "cpu"
-    r["suite"] = "bench"
-    r["settings"] = {"device_kind": "cuda"}
-    assert tier_of(r) == "gpu"
-    r["settings"] = {"device_kind": "cpu"}
-    assert tier_of(r) == "cpu"
+def test_old_results_get_the_tier_their_fields_implied(paper):
+    """Schema 1 had no tier field: the upgrade reads it from the fields that implied it, once."""
+    v1 = json.loads((PAPER / "llama-3.2-1b_base_paper.json").read_text())
+    assert v1["schema"] == "widthwise.result/1" and "tier" not in v1
+    assert upgrade(v1)["tier"] == "paper" and upgrade(v1)["stage"] == "paper"
+    measured_v1 = {**v1, "provenance": {"source": "/x"}}
+    assert upgrade(measured_v1)["tier"] == "gpu"  # suite "paper" measured by widthwise
+    assert upgrade({**measured_v1, "suite": "cpu"})["tier"] == "cpu"
+    bench = {**measured_v1, "suite": "bench", "bench": {"role": "base"}}
+    assert upgrade({**bench, "settings": {"device_kind": "cuda"}})["tier"] == "gpu"
+    assert upgrade({**bench, "settings": {"device_kind": "cpu"}})["stage"] == "bench"
+    assert upgrade({**bench, "settings": {"device_kind": "cpu"}})["tier"] == "cpu"
+
+
+def test_the_tier_is_what_a_result_says_not_what_its_suite_suggests(paper):
+    r = measured(paper, B1, {None})[0]
+    assert r["suite"] == "paper"
+    r["tier"] = "cpu"
+    (g,) = group_results([r])
+    assert g.tier == "cpu"
 
 
 def test_grouping_merges_shards_and_refuses_conflicts(paper):
@@ -244,7 +249,7 @@ def test_scores_are_paired_by_bootstrap(paper):
 def test_unmeasurable_energy_is_reported_never_passed_or_failed(paper):
     base, pruned = measured(paper, B1, {None, 60})
     for r in (base, pruned):
-        r["suite"], r["settings"] = "bench", {"device_kind": "cpu"}
+        r["suite"], r["tier"], r["settings"] = "bench", "cpu", {"device_kind": "cpu"}
         r["metrics"] = {"bench:avg/j_per_token": {"value": None, "not_measurable": "no energy meter on CPU"}}
     claims = one_claim(
         kind="ratio_at_most", metric="bench:avg/j_per_token", configs="most_pruned", bound=0.9, tiers=["cpu"]

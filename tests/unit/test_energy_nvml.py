@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from widthwise.energy import (
+from widthwise.bench.energy import (
     EnergySanityError,
     NoMeter,
     NvmlMeter,

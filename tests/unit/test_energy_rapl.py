@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from widthwise.energy import RaplMeter, rapl_delta_uj
+from widthwise.bench.energy import RaplMeter, rapl_delta_uj
 
 MAX = 262_143_328_850  # a real package's max_energy_range_uj
 

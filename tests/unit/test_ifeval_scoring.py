@@ -1,9 +1,9 @@
 """IFEval scoring through lm-eval's own instruction checkers, on hand-written responses, offline.
 
-The checkers are lm-eval's (lm_eval.tasks.ifeval.utils.process_results); widthwise only adds the
-per-instruction records, the breakdown by instruction type and the degenerate flag. The sentence
-counter needs NLTK's punkt_tab, which must come from WIDTHWISE_DATA_DIR: lm-eval's ifeval module tries
-to download it at import time when it is missing.
+The checkers are lm-eval's (lm_eval.tasks.ifeval.utils.process_results) and are not tested here;
+widthwise adds the per-instruction records, the breakdown by instruction type and the degenerate flag.
+The sentence counter needs NLTK's punkt_tab, which must come from WIDTHWISE_DATA_DIR: lm-eval's ifeval
+module tries to download it at import time when it is missing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from widthwise import data
-from widthwise.evaluate import _ifeval_record, ifeval_extras
+from widthwise.evaluation.scoring import _ifeval_record, ifeval_extras
 
 
 @pytest.fixture(scope="module")
@@ -37,45 +37,9 @@ def doc(instruction: str, kwargs: dict, prompt: str = "Write something.") -> dic
     return {"key": 1, "prompt": prompt, "instruction_id_list": [instruction], "kwargs": [kwargs]}
 
 
-CASES = [
-    # (instruction, kwargs, good response, bad response)
-    ("punctuation:no_comma", {}, "I like apples and pears.", "I like apples, pears and plums."),
-    (
-        "length_constraints:number_words",
-        {"relation": "less than", "num_words": 10},
-        "Short and sweet.",
-        "This answer runs on and on for many more words than the limit allows here.",
-    ),
-    (
-        "detectable_format:number_bullet_lists",
-        {"num_bullets": 2},
-        "* first point\n* second point",
-        "* only one point",
-    ),
-    ("keywords:existence", {"keywords": ["banana"]}, "A banana is yellow.", "An apple is red."),
-    (
-        "length_constraints:number_sentences",  # counted by NLTK's punkt (punkt_tab data)
-        {"relation": "less than", "num_sentences": 3},
-        "Dr. Smith arrived at noon. He left at one.",
-        "One thing. Two things. Three things. Four things.",
-    ),
-]
-
-
-@pytest.mark.parametrize(("instruction", "kwargs", "good", "bad"), CASES, ids=[c[0] for c in CASES])
-def test_checkers_separate_good_from_bad(process_results, instruction, kwargs, good, bad):
-    d = doc(instruction, kwargs)
-    ok = process_results(d, [good])
-    assert ok["prompt_level_strict_acc"] is True
-    assert ok["inst_level_strict_acc"] == [True]
-    ko = process_results(d, [bad])
-    assert ko["prompt_level_strict_acc"] is False
-    assert ko["inst_level_strict_acc"] == [False]
-
-
-def test_sentence_counter_uses_punkt_abbreviations(process_results):
-    # A naive split on ". " sees three sentences; punkt knows "Dr." and counts two, so "less than 3" holds
-    # only when punkt_tab was really loaded.
+def test_sentence_counter_finds_punkt_in_the_data_folder(process_results):
+    # What widthwise owns is the environment: NLTK_DATA pointing at the data folder. A naive split on ". "
+    # sees three sentences; punkt knows "Dr." and counts two only when punkt_tab was really loaded.
     from lm_eval.tasks.ifeval.instructions_util import count_sentences
 
     assert count_sentences("Dr. Smith arrived at noon. He left at one.") == 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tinymodels import tiny_model
+from support import tiny_model
 from widthwise.errors import WidthwiseError
 from widthwise.models import check_output_dir, resolve, weights_sha256
 

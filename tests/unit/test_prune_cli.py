@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from tinymodels import tiny_model
+from support import tiny_model
 from widthwise.cli import main
 from widthwise.models import mlp_layers
 

@@ -1,25 +1,25 @@
 """The regression gate on real smoke-suite Results of the default model (tests/claims/data)."""
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
 
+from widthwise.claims.regression import check, compare
 from widthwise.errors import WidthwiseError
-from widthwise.regression import check, compare
+from widthwise.results import read_result
 
 DATA = Path(__file__).resolve().parents[1] / "claims" / "data" / "eval-smoke"
 
 
 @pytest.fixture
 def base():
-    return json.loads((DATA / "base.json").read_text())
+    return read_result(DATA / "base.json")
 
 
 @pytest.fixture
 def pruned():
-    return json.loads((DATA / "pct40.json").read_text())
+    return read_result(DATA / "pct40.json")
 
 
 def test_a_reproduced_run_holds(base, pruned):

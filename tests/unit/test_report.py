@@ -1,13 +1,21 @@
-"""report.py: verdict tables, the appended step summary, metric tables and plots."""
+"""widthwise.report: verdict tables, the appended step summary, metric tables, and what the plots draw."""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
-from widthwise.claims import evaluate, group_results, parse_thresholds
-from widthwise.report import append_step_summary, metric_table, verdict_markdown, verdict_table, write_report
-from widthwise.results import collect_results
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from widthwise.claims import evaluate, parse_thresholds  # noqa: E402
+from widthwise.points import group_results  # noqa: E402
+from widthwise.report import append_step_summary, metric_table, verdict_markdown, verdict_table, write_report  # noqa: E402
+from widthwise.report.plots import _series, draw_dichotomy, draw_metric, methods_of  # noqa: E402
+from widthwise.results import collect_results, new_provenance  # noqa: E402
 
 PAPER = Path(__file__).resolve().parents[2] / "baselines" / "paper"
 CLAIMS = {
@@ -71,35 +79,70 @@ def test_metric_table_has_one_column_per_configuration():
     assert any(line.startswith("| mmlu/acc") and "0.5605" in line for line in lines)
 
 
+def _draw(draw, *args):
+    fig, ax = plt.subplots()
+    try:
+        return draw(ax, *args, ["C0", "C1", "C2"]), ax
+    finally:
+        plt.close(fig)
+
+
 def test_plots_draw_paper_beside_measured(tmp_path):
     paper = [r for r in _three_b() if r["pruning"] is None or r["pruning"]["pct"] in (10, 60)]
     measured = copy.deepcopy(paper)
     for r in paper + measured:
         r["metrics"] = {k: v for k, v in r["metrics"].items() if k in ("mmlu/acc", "bench:avg/j_per_token")}
     for r in measured:
-        r["provenance"] = {"source": "/models/llama-3b"}
+        r["stage"], r["tier"], r["provenance"] = "eval", "gpu", new_provenance(stage="eval")
         r["metrics"]["mmlu/acc"]["value"] -= 0.01
+    curves, ax = _draw(draw_metric, group_results(paper + measured), "mmlu/acc")
+    by_label = {c.label: c for c in curves}
+    assert set(by_label) == {"Llama-3.2-3B (paper)", "Llama-3.2-3B (gpu, measured)"}
+    paper_curve, ours = by_label["Llama-3.2-3B (paper)"], by_label["Llama-3.2-3B (gpu, measured)"]
+    assert paper_curve.xs == ours.xs == pytest.approx((2.6667, 2.4001, 1.0667), abs=1e-4)
+    assert paper_curve.ys == pytest.approx((0.5605, 0.4333, 0.2589))
+    assert ours.ys == pytest.approx(tuple(y - 0.01 for y in paper_curve.ys))
+    assert [line.get_linestyle() for line in ax.get_lines()[:1]] == ["-"]  # measured solid (gpu sorts first)
+    # Energy is drawn relative to each model's base: the paper's absolute J/token are not joules.
+    curves, ax = _draw(draw_metric, group_results(paper), "bench:avg/j_per_token")
+    ((label, xs, ys),) = [(c.label, c.xs, c.ys) for c in curves]
+    assert ys[0] == 1.0 and ys[-1] == pytest.approx(0.2903 / 0.3616, abs=1e-3)
+    assert "relative to base" in ax.get_ylabel() and "only ratios" in ax.get_title()
     paths = write_report(paper + measured, tmp_path)
-    names = sorted(p.name for p in paths)
-    assert names == ["bench-avg__j_per_token.png", "mmlu__acc.png", "report.md"]
+    assert sorted(p.name for p in paths) == ["bench-avg__j_per_token.png", "mmlu__acc.png", "report.md"]
     md = (tmp_path / "report.md").read_text()
     assert "### meta-llama/Llama-3.2-3B [gpu]" in md and "### meta-llama/Llama-3.2-3B [paper]" in md
-    import matplotlib.image as mpimg
 
-    img = mpimg.imread(tmp_path / "plots" / "mmlu__acc.png")
-    assert img.shape[0] > 300 and img.shape[1] > 500
+
+def test_dichotomy_sets_knowledge_against_instruction_following():
+    curves, ax = _draw(draw_dichotomy, group_results(_three_b())[0])
+    by_label = {c.label: c for c in curves}
+    assert set(by_label) == {
+        "mmlu/acc",
+        "gsm8k/exact_match",
+        "hellaswag/acc_norm",
+        "arc_challenge/acc_norm",
+        "ifeval/prompt_level_strict_acc",
+        "truthfulqa_mc2/acc",
+        "leaderboard_musr/acc_norm",
+    }
+    assert by_label["mmlu/acc"].ys[0] == 0 and by_label["mmlu/acc"].ys[1] == pytest.approx(-22.69, abs=0.01)
+    assert by_label["ifeval/prompt_level_strict_acc"].ys[1] == pytest.approx(39.13, abs=0.01)
+    styles = {
+        line.get_label(): line.get_linestyle() for line in ax.get_lines() if line.get_label() in by_label
+    }
+    assert styles["mmlu/acc"] == "-" and styles["ifeval/prompt_level_strict_acc"] == "--"
 
 
 def test_bench_plot_is_relative_to_each_runs_own_base(tmp_path):
-    from widthwise.report import _series
-
     results = []
     for run, pct, base_j, pruned_j in ((1, 10, 0.5, 0.45), (2, 60, 0.4, 0.3)):
         for r in _three_b():
             if r["pruning"] is not None and r["pruning"]["pct"] != pct:
                 continue
             r = copy.deepcopy(r)
-            r["provenance"], r["suite"], r["settings"] = {"source": "/m"}, "bench", {"device_kind": "cuda"}
+            r["stage"], r["tier"], r["suite"] = "bench", "gpu", "bench"
+            r["provenance"], r["settings"] = new_provenance(stage="bench"), {"device_kind": "cuda"}
             # No run_id: Results from before it existed pair by their device facts.
             r["bench"] = {"role": "pruned" if r["pruning"] else "base", "device": {"wall": run}}
             r["metrics"] = {"bench:avg/j_per_token": {"value": pruned_j if r["pruning"] else base_j}}
@@ -108,13 +151,11 @@ def test_bench_plot_is_relative_to_each_runs_own_base(tmp_path):
     xs, ys, _ = _series(g, "bench:avg/j_per_token", relative=True)
     assert [round(x, 2) for x in xs] == [2.67, 2.4, 1.07]
     assert ys == [1.0, 0.9, 0.75]
-    paths = write_report(results, tmp_path)
-    assert tmp_path / "plots" / "bench-avg__j_per_token.png" in paths
+    curves, _ = _draw(draw_metric, [g], "bench:avg/j_per_token")
+    assert [(c.xs, c.ys) for c in curves] == [((xs[0], xs[1], xs[2]), (1.0, 0.9, 0.75))]
 
 
 def test_controls_get_their_own_line_not_a_point_on_ppms():
-    from widthwise.report import _series, methods_of
-
     cpu = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "cpu"
     (group,) = group_results(collect_results([cpu]))
     assert methods_of(group)[0] == "ppm" and {"random", "ppm-reverse"} <= set(methods_of(group))

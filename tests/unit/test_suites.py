@@ -7,11 +7,13 @@ import re
 
 import pytest
 
-from widthwise import data, evaluate
+from widthwise import data
 from widthwise.errors import WidthwiseError
-from widthwise.evaluate import TaskSpec, choose_ids, get_suite
+from widthwise.evaluation import cache, loading, scoring
+from widthwise.evaluation.loading import choose_ids
+from widthwise.evaluation.suites import TaskSpec, get_suite
 
-# The paper's base-model suite (../shared/reference/paper/NOTES.md section 2): task -> (shots, headline).
+# The paper's base-model suite (docs/paper.md §2): task -> (shots, headline).
 PAPER = {
     "wikitext": (0, "word_perplexity"),
     "lambada_openai": (0, "perplexity"),
@@ -34,6 +36,11 @@ def test_paper_suite_is_the_papers_13_tasks():
     suite = get_suite("paper")
     assert {t.name: (t.shots, t.headline) for t in suite.tasks} == PAPER
     assert all(t.n is None and t.per_subject is None for t in suite.tasks)  # full splits
+    assert suite.tier == "gpu"  # the paper's claims, on full benchmarks
+
+
+def test_ci_sized_suites_are_the_cpu_tier():
+    assert get_suite("cpu").tier == get_suite("smoke").tier == "cpu"
 
 
 @pytest.mark.parametrize("name", ["cpu", "smoke"])
@@ -83,7 +90,7 @@ def test_mmlu_ids_per_subject_and_across_subjects():
 def test_templates_read_exactly_the_located_files():
     """Every data path a rendered YAML names is one data.locate() checks and checksums, and vice versa."""
     names = sorted(OFFLINE)
-    files = evaluate.render_templates(names)
+    files = loading.render_templates(names)
     assert len(files) == len(names) - 1 + len(data.mmlu_subjects())
     assert len(data.mmlu_subjects()) == 57
     located = {str(p) for n in names for p in data.locate(n).values()}
@@ -112,8 +119,8 @@ def test_missing_data_names_the_task_and_where_it_looked(tmp_path, monkeypatch):
 def test_tasks_without_offline_data_need_the_hub():
     suite = get_suite("paper", ["wikitext", "piqa"])
     with pytest.raises(WidthwiseError, match=r"task wikitext: no offline copy.*--allow-hub"):
-        evaluate.plan_sources(suite, allow_hub=False)
-    sources = evaluate.plan_sources(suite, allow_hub=True)
+        loading.plan_sources(suite, allow_hub=False)
+    sources = loading.plan_sources(suite, allow_hub=True)
     assert sources["wikitext"].kind == "hub" and sources["piqa"].kind == "local"
 
 
@@ -126,7 +133,7 @@ def test_metric_entries_follow_the_naming_convention():
         "exact_match_stderr,flexible-extract": "N/A",
         "acc,none": float("nan"),
     }
-    out = evaluate.metric_entries(lm, "gsm8k", 4)
+    out = scoring.metric_entries(lm, "gsm8k", 4)
     assert out["exact_match,strict-match"] == {"value": 0.25, "stderr": 0.1, "n": 4}
     assert out["exact_match,flexible-extract"] == {"value": 0.5, "stderr": None, "n": 4}
     assert out["acc"]["value"] is None and "nan" in out["acc"]["not_measurable"]
@@ -149,10 +156,10 @@ def test_cache_key_changes_with_everything_that_changes_a_score():
     settings = {"suite": "smoke", "tasks": {"piqa": {"shots": 0, "n": 4, "sample_ids_sha256": "a"}}}
     sums = {"piqa": {"source": "local", "files": {"olmo:x": {"path": "/x", "sha256": "1"}}}}
     rt = {"device": "cpu", "threads": 1}
-    key = evaluate.cache_key("w", settings, sums, rt)
-    assert key == evaluate.cache_key("w", settings, sums, rt)
+    key = cache.cache_key("w", settings, sums, rt)
+    assert key == cache.cache_key("w", settings, sums, rt)
     moved = {"piqa": {"source": "local", "files": {"olmo:x": {"path": "/elsewhere/x", "sha256": "1"}}}}
-    assert key == evaluate.cache_key("w", settings, moved, rt)  # same bytes in another place
+    assert key == cache.cache_key("w", settings, moved, rt)  # same bytes in another place
     other_ids = {"suite": "smoke", "tasks": {"piqa": {"shots": 0, "n": 4, "sample_ids_sha256": "b"}}}
     changed = {"piqa": {"source": "local", "files": {"olmo:x": {"path": "/x", "sha256": "2"}}}}
     for variant in [
@@ -161,4 +168,31 @@ def test_cache_key_changes_with_everything_that_changes_a_score():
         ("w", settings, changed, rt),
         ("w", settings, sums, {"device": "cuda", "threads": 1}),
     ]:
-        assert evaluate.cache_key(*variant) != key
+        assert cache.cache_key(*variant) != key
+
+
+def test_the_cache_key_covers_every_file_of_the_package(tmp_path, monkeypatch):
+    """A module split out of evaluation/ (or any other) must not serve stale cached Results."""
+    import shutil
+
+    copy = tmp_path / "widthwise"
+    shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", copy)
+
+    def digest() -> str:
+        cache.code_sha256.cache_clear()
+        return cache.code_sha256()
+
+    try:
+        before = digest()
+        assert digest() == before
+        verdict = copy / "claims" / "verdict.py"
+        verdict.write_text(verdict.read_text() + "\n# a change far from evaluation/\n")
+        after_edit = digest()
+        assert after_edit != before
+        (copy / "bench" / "new_module.py").write_text("X = 1\n")
+        assert digest() != after_edit
+        (copy / "bench" / "new_module.py").rename(copy / "bench" / "renamed.py")
+        assert digest() not in (before, after_edit)
+    finally:
+        cache.code_sha256.cache_clear()
