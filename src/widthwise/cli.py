@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "check": "widthwise.commands.check",
     "report": "widthwise.commands.report",
     "baseline": "widthwise.commands.baseline",
+    "fetch-data": "widthwise.commands.fetch_data",
 }
 
 

