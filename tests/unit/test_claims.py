@@ -227,12 +227,39 @@ def test_pairing_is_refused_when_doc_hashes_differ(paper):
         evaluate(parse_thresholds({"claims": IFEVAL_CLAIMS}), [base, pruned])
 
 
+@pytest.mark.parametrize("strip", ["doc_hash", "prompt_hash"])
+@pytest.mark.parametrize("sides", ["one", "both"])
+def test_pairing_is_refused_when_hashes_are_absent(paper, strip, sides):
+    # Stripping the hashes must not turn a refused pairing into an accepted one.
+    base, pruned = _with_ifeval(paper, set(range(56)), set(range(80)), set())
+    for r in [pruned] + ([base] if sides == "both" else []):
+        for rec in r["samples"]["ifeval"]:
+            rec.pop(strip, None)
+    side = "either side" if sides == "both" else "one side"
+    with pytest.raises(WidthwiseError, match=f"has no {strip} on {side}.*pairing refused"):
+        evaluate(parse_thresholds({"claims": IFEVAL_CLAIMS}), [base, pruned])
+
+
+def test_pairing_needs_target_hash_when_one_side_has_it(paper):
+    base, pruned = _with_ifeval(paper, set(range(56)), set(range(80)), set())
+    for rec in base["samples"]["ifeval"]:
+        rec["target_hash"] = "t"
+    with pytest.raises(WidthwiseError, match="has no target_hash on one side"):
+        evaluate(parse_thresholds({"claims": IFEVAL_CLAIMS}), [base, pruned])
+    for rec in pruned["samples"]["ifeval"]:
+        rec["target_hash"] = "t"
+    assert evaluate(parse_thresholds({"claims": IFEVAL_CLAIMS}), [base, pruned])
+
+
 def test_scores_are_paired_by_bootstrap(paper):
     base, pruned = measured(paper, B3, {None, 10})
     for r, shift in ((base, 0.0), (pruned, -0.01)):
         scores = [0.2 + 0.6 * ((i * 37) % 100) / 100 + shift for i in range(817)]
         r["samples"] = {
-            "truthfulqa_mc2": [{"doc_id": i, "doc_hash": _h(i), "score": s} for i, s in enumerate(scores)]
+            "truthfulqa_mc2": [
+                {"doc_id": i, "doc_hash": _h(i), "prompt_hash": _h("p", i), "score": s}
+                for i, s in enumerate(scores)
+            ]
         }
     claims = one_claim(
         kind="non_inferior", metric="truthfulqa_mc2/acc", ratios=[2.4], margin=0.02, models=[B3]

@@ -77,8 +77,14 @@ def scored_by(metric: str, *results: Mapping[str, Any]) -> bool:
     return all((r.get("headline") or {}).get(task) == metric for r in results)
 
 
+PAIRING_HASHES = ("doc_hash", "prompt_hash", "target_hash")
+
+
 def paired_records(a: Sequence[dict], b: Sequence[dict], where: str) -> list[tuple[dict, dict]]:
-    """Pair per-sample records by doc_id; refuse when the documents or prompts are not the same."""
+    """Pair per-sample records by doc_id; refuse unless both sides show the same documents and prompts.
+
+    doc_hash and prompt_hash are required on both sides, target_hash wherever either side has one: a
+    record that cannot prove what it scored cannot be paired (WidthwiseError, exit 2), never trusted."""
     x_by = {r["doc_id"]: r for r in a}
     y_by = {r["doc_id"]: r for r in b}
     if set(x_by) != set(y_by):
@@ -89,8 +95,16 @@ def paired_records(a: Sequence[dict], b: Sequence[dict], where: str) -> list[tup
     pairs = []
     for did in sorted(x_by, key=str):
         x, y = x_by[did], y_by[did]
-        for h in ("doc_hash", "prompt_hash"):
-            if h in x and h in y and x[h] != y[h]:
+        for h in PAIRING_HASHES:
+            if h == "target_hash" and h not in x and h not in y:
+                continue
+            if not (x.get(h) and y.get(h)):
+                side = "either side" if not (x.get(h) or y.get(h)) else "one side"
+                raise WidthwiseError(
+                    f"{where}: doc_id {did!r} has no {h} on {side}; records must carry doc_hash and "
+                    "prompt_hash (and target_hash where there is a target) to be paired, pairing refused"
+                )
+            if x[h] != y[h]:
                 raise WidthwiseError(
                     f"{where}: {h} differs for doc_id {did!r} ({x[h]} vs {y[h]}); the two runs did not see "
                     "the same inputs, pairing refused"
