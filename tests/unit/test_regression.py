@@ -5,11 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from widthwise.claims import exit_code
 from widthwise.claims.regression import check, compare
 from widthwise.errors import WidthwiseError
 from widthwise.results import read_result
 
 DATA = Path(__file__).resolve().parents[1] / "claims" / "data" / "eval-smoke"
+STORED_CPU = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "cpu"
 
 
 @pytest.fixture
@@ -58,3 +60,24 @@ def test_different_inputs_or_settings_are_refused(base, pruned):
         compare(fresh, base)
     with pytest.raises(WidthwiseError, match="no stored baseline"):
         check([pruned], [base])
+
+
+def test_log_likelihoods_are_compared_not_only_the_correct_flag():
+    # LAMBADA's `correct` is 0 for most documents of a small model: shifting every log-likelihood by
+    # -0.5 nats (perplexity x1.65) leaves every flag as it was and must still fail.
+    base = read_result(STORED_CPU / "smollm2-135m-instruct_ppm-pct40_cpu.json")
+    fresh = copy.deepcopy(base)
+    for rec in fresh["samples"]["lambada_openai"]:
+        rec["score"] -= 0.5
+        rec["metrics"]["perplexity"] -= 0.5
+    (lambada,) = [v for v in compare(fresh, base) if v.metric.startswith("lambada_openai/")]
+    assert lambada.verdict == "fails"
+    n = len(base["samples"]["lambada_openai"])
+    assert lambada.observed.startswith(f"{n} of {n} documents changed")
+
+
+def test_a_stored_baseline_without_a_fresh_result_is_missing(base, pruned):
+    verdicts = check([copy.deepcopy(base)], [base, pruned])
+    (gap,) = [v for v in verdicts if v.verdict == "missing"]
+    assert gap.config == "pct 40 (1.60x)" and "no fresh Result" in gap.observed
+    assert exit_code(verdicts) == 1

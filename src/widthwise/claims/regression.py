@@ -30,18 +30,25 @@ def _label(result: Mapping[str, Any]) -> str:
     return config_label(result.get("pruning"), result["expansion_ratio"])
 
 
-def _same(a: dict, b: dict, rel_tol: float) -> bool:
-    """Binary outcomes must be equal; continuous scores (mc2, log-likelihoods) equal within rel_tol.
+def _numbers(rec: Mapping[str, Any]) -> dict[str, float]:
+    """Every score a record stores: `score` and each per-document metric (log-likelihoods, mc2, acc)."""
+    out = {"score": rec.get("score")} | {f"metrics.{k}": v for k, v in (rec.get("metrics") or {}).items()}
+    return {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
-    1e-4 relative absorbs float32 summation-order differences between CPUs and thread counts and is far
-    below what any change of kept neurons does to a score (whole percents).
+
+def _same(a: dict, b: dict, rel_tol: float) -> bool:
+    """Outcomes equal, and every stored score (log-likelihoods, per-choice scores, mc2) within rel_tol.
+
+    A record's `correct` flag alone is not enough: LAMBADA's is 0 at most widths, so a shift of every
+    log-likelihood would pass unseen. 1e-4 relative absorbs float32 summation-order differences between
+    CPUs and thread counts and is far below what any change of kept neurons does to a score.
     """
-    if "correct" in a or "correct" in b:
-        return a.get("correct") == b.get("correct")
-    x, y = a.get("score"), b.get("score")
-    if x is None or y is None:
-        return x == y
-    return math.isclose(x, y, rel_tol=rel_tol, abs_tol=rel_tol)
+    if ("correct" in a or "correct" in b) and a.get("correct") != b.get("correct"):
+        return False
+    x, y = _numbers(a), _numbers(b)
+    if set(x) != set(y):
+        return False
+    return all(math.isclose(x[k], y[k], rel_tol=rel_tol, abs_tol=rel_tol) for k in x)
 
 
 def compare(
@@ -102,13 +109,39 @@ def check(
                 raise WidthwiseError(f"two stored baselines for {s['model']['name']} {_label(s)}")
             by_id[_key(s)] = s
     verdicts = []
+    seen = set()
     for f in fresh:
         if not f.get("samples"):
             continue  # bench Results carry no per-sample records
         base = by_id.get(_key(f))
         if base is None:
             raise WidthwiseError(f"regression: no stored baseline for {f['model']['name']} {_label(f)}")
+        seen.add(_key(f))
         verdicts += compare(f, base, max_changed=max_changed, rel_tol=rel_tol)
     if not verdicts:
         raise WidthwiseError("regression: none of the fresh Results has per-sample records to compare")
+    # A stored baseline nobody re-measured is a gap in the evidence (a lost shard), not a pass.
+    for key, s in sorted(by_id.items(), key=lambda kv: str(kv[0])):
+        if key not in seen:
+            verdicts.append(_missing(s))
     return verdicts
+
+
+def _missing(stored: Mapping[str, Any]) -> Verdict:
+    return Verdict(
+        claim="regression",
+        statement="per-sample outcomes equal the stored baseline's",
+        kind="regression",
+        metric=f"{stored.get('suite')}/samples",
+        tier=stored["tier"],
+        model=stored["model"]["name"],
+        config=_label(stored),
+        verdict="missing",
+        observed="missing: a stored baseline with no fresh Result (was a shard lost?)",
+        bound="a fresh Result for every stored baseline",
+        n=None,
+        mde="—",
+        method="paired by doc_id, doc and prompt hashes must match",
+        value=None,
+        threshold=None,
+    )
