@@ -155,3 +155,12 @@ def test_ci_paths_variables_and_cache_keys_line_up():
     steps = wf["jobs"]["cpu-tier"]["steps"]
     uploaded = next(s for s in steps if s.get("uses", "").startswith("actions/upload"))
     assert f'out = "{uploaded["with"]["path"].rstrip("/")}"' in noxfile
+
+
+def test_the_gpu_aggregate_fails_when_any_shard_did_not_succeed():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "gpu.yml").read_text())
+    claims = wf["jobs"]["claims"]
+    assert "always()" in claims["if"]  # it runs after failed shards, so that it can say so
+    gate = next(s for s in claims["steps"] if "SWEEP_RESULT" in s.get("env", {}))
+    assert gate["if"] == "always()" and gate["env"]["SWEEP_RESULT"] == "${{ needs.sweep.result }}"
+    assert '!= "success"' in gate["run"] and "exit 1" in gate["run"]
