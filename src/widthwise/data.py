@@ -101,8 +101,13 @@ def require_data_dir() -> Path:
     found = data_dir()
     if found is not None:
         return found
+    return fetch_or_explain(cache_root() / "data")
+
+
+def fetch_or_explain(dest: Path) -> Path:
+    """fetch.fetch(dest), its failure turned into one line that says what provides the data instead."""
     try:
-        return fetch.fetch(cache_root() / "data", log=lambda m: print(m, file=sys.stderr, flush=True))
+        return fetch.fetch(dest, log=lambda m: print(m, file=sys.stderr, flush=True))
     except fetch.FetchError as e:
         raise WidthwiseError(
             f"IFEval, TruthfulQA and punkt_tab data not found and not fetched ({e}); "

@@ -99,6 +99,15 @@ def test_the_first_command_needing_data_fetches_it_into_the_cache(nothing_config
     assert len(seen) == n
 
 
+def test_fetch_into_a_named_folder_offline_says_what_provides_the_data(tmp_path, monkeypatch, capsys):
+    # What the nox sessions run first (`widthwise fetch-data --dest DIR`) on a machine with no network.
+    monkeypatch.setenv(fetch.URL_ENV, closed_port_url())
+    assert main(["fetch-data", "--dest", str(tmp_path / "d")]) == 2
+    progress, err = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("widthwise fetch-data: error: ") and "set WIDTHWISE_DATA_DIR" in err
+    assert not (tmp_path / "d").exists()
+
+
 def test_offline_evaluation_stops_before_loading_anything(nothing_configured, monkeypatch, capsys):
     monkeypatch.setenv(fetch.URL_ENV, closed_port_url())
     code = main(["eval", "smollm2-135m-instruct", "--suite", "smoke", "--tasks", "ifeval"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 HELP = "Fetch and verify IFEval, TruthfulQA and punkt_tab (once; default into $WIDTHWISE_CACHE/data)."
@@ -20,12 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from widthwise import data, fetch
 
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.dest is not None:
-        where = fetch.fetch(args.dest, log=log)
+        where = data.fetch_or_explain(args.dest)
     else:
         where = data.require_data_dir()
         if fetch.missing(where):
-            where = fetch.fetch(where, log=log)
+            where = data.fetch_or_explain(where)
     print(f"data folder: {where} (every file of data.sha256 present and verified)")
     return 0
