@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from widthwise import fetch
 from widthwise.results import PROVENANCE_KEYS, read_result
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,6 @@ FAMILIES = {
     "ifeval",
 }
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def widthwise(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
@@ -176,9 +176,7 @@ def test_provenance_and_settings(result, default_model):
     assert p["device"] == "cpu" and p["dtype"] == s["dtype"] == "float32"
     assert p["seed"] == s["seed"]
     # The data actually read, with the checksums the project pins (data.sha256).
-    sums = dict(
-        reversed(line.split()) for line in (ROOT / "data.sha256").read_text().splitlines() if line.strip()
-    )
+    sums = fetch.expected()
     files = p["data"]["ifeval"]["files"]
     assert files["data:ifeval/input_data.jsonl"]["sha256"] == sums["ifeval/input_data.jsonl"]
     assert p["data"]["mmlu"]["files"] == 114 and HEX64.match(p["data"]["mmlu"]["combined_sha256"])
