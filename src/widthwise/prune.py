@@ -22,6 +22,7 @@ import torch
 from widthwise.errors import WidthwiseError
 from widthwise.models import count_parameters, mlp_layers
 from widthwise.names import METHOD_ALIASES, config_slug
+from widthwise.widths import exact, width_from_pct
 
 # ---------------------------------------------------------------------------------------------
 # Neuron importance: name -> (score function, which end to keep). Scores are [I] fp32 tensors.
@@ -106,31 +107,18 @@ def canonical_method(name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Width planning: pure functions of (I, H, request).
 # ---------------------------------------------------------------------------------------------
-def _exact(x: float | int | str | Fraction) -> Fraction:
-    # Fraction(repr(2.4)) is exactly 12/5, so ceil(2.4 * 2048) is 4916 and not a float accident.
-    return x if isinstance(x, Fraction) else Fraction(repr(x) if isinstance(x, float) else str(x))
-
-
-def width_from_pct(intermediate: int, pct: float) -> int:
-    """k = I - min(floor(p*I/100), I-1), exactly as the paper's code."""
-    p = float(pct)
-    if not math.isfinite(p) or not 0 <= p < 100:
-        raise WidthwiseError(f"--pct must be in [0, 100), got {pct}")
-    return intermediate - min(math.floor(_exact(pct) * intermediate / 100), intermediate - 1)
-
-
 def width_from_ratio(intermediate: int, hidden: int, ratio: float) -> int:
     """k = ceil(R*H), for a target expansion ratio no larger than the current one."""
     r = float(ratio)
     if not math.isfinite(r) or r <= 0:
         raise WidthwiseError(f"--ratio must be positive, got {ratio}")
-    exact = _exact(ratio)
-    if exact > Fraction(intermediate, hidden):
+    exact_ratio = exact(ratio)
+    if exact_ratio > Fraction(intermediate, hidden):
         raise WidthwiseError(
             f"--ratio {ratio} is above the model's current expansion ratio {intermediate / hidden:.4g} "
             f"({intermediate}/{hidden}); pruning only narrows"
         )
-    return math.ceil(exact * hidden)
+    return math.ceil(exact_ratio * hidden)
 
 
 def align_width(k: int, align: int | None) -> int:

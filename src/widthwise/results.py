@@ -48,6 +48,7 @@ STAGES = ("eval", "bench", "paper")
 TIERS = ("paper", "cpu", "gpu")
 # JSON files that live beside Results in widthwise folders but are not Results.
 MANIFESTS = ("widthwise.json", "sweep.json")
+PLAN_SUFFIX = ".plan.json"  # what a run was meant to cover (widthwise.plan), beside its Results
 REQUIRED = ("schema", "stage", "tier", "model", "pruning", "expansion_ratio", "settings", "metrics")
 PRUNING_KEYS = ("method", "pct", "ratio", "intermediate_size", "align", "seed", "kept_indices_sha256")
 # One meaning each, the same keys in every Result (null where a stage has nothing to record).
@@ -314,7 +315,7 @@ def read_result(path: Path) -> dict[str, Any]:
 def result_files(folder: Path) -> list[Path]:
     """The Result files under a folder (shards, baselines), sorted for stable output."""
     files = sorted(f for f in Path(folder).rglob("*.json") if not f.name.startswith("."))
-    return [f for f in files if f.name not in MANIFESTS]
+    return [f for f in files if f.name not in MANIFESTS and not f.name.endswith(PLAN_SUFFIX)]
 
 
 def collect_results(paths: Iterable[Path]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ widthwise.report); nothing here goes back through the command line. A sweep writ
 output folder, one Result per (configuration, stage):
 
     DIR/sweep.json                         what was asked (model, suite, configurations); a rerun must match
+    DIR/results/plans/<shard>.plan.json    what the whole sweep covers (widthwise.plan), one per shard
     DIR/results/eval/<label>.json          widthwise eval Results
     DIR/results/bench/<label>.json         widthwise bench Results (pruned; the interleaved base beside it)
     DIR/report/                            claims table and plots (unsharded runs; shards are merged by check)
@@ -27,6 +28,7 @@ from typing import Any
 
 from widthwise.errors import WidthwiseError
 from widthwise.names import config_slug
+from widthwise.plan import plan_dict, write_plan
 from widthwise.prune import PruneSpec, canonical_method, width_from_pct
 from widthwise.results import atomic_write_text, read_result, write_result
 
@@ -120,6 +122,36 @@ def _manifest(out: Path, request: dict[str, Any]) -> None:
         atomic_write_text(path, json.dumps(request, indent=1, sort_keys=True) + "\n")
 
 
+def plan_of(
+    model: str,
+    planned: Sequence[Config],
+    configs: Sequence[Config],
+    suite: str,
+    bench: Any,
+    shard_label: str | None,
+) -> dict[str, Any]:
+    """The plan file's content (widthwise.plan): the whole sweep, and which part of it this run is."""
+    from widthwise.evaluation import get_suite
+
+    s = get_suite(suite)
+    cells = None
+    if bench is not None:
+        cells = {
+            "workloads": [w.name for w in bench.load_workloads()],
+            "batch_sizes": list(bench.batch_sizes),
+        }
+    return plan_dict(
+        tier=s.tier,
+        suite=suite,
+        model=model,
+        tasks=[t.name for t in s.tasks],
+        configs=[(None if c.is_base else c.method, c.pct) for c in planned],
+        bench=cells,
+        shard=shard_label,
+        shard_configs=[c.label for c in configs],
+    )
+
+
 @dataclass
 class Stage:
     config: Config
@@ -155,6 +187,8 @@ def run(
     eval_fn: Callable[[str, Config, Path], None] | None = None,
     bench_fn: Callable[[str, Config, Path], None] | None = None,
     request: dict[str, Any] | None = None,
+    planned: Sequence[Config] | None = None,
+    shard_label: str | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Stage]:
     """Run every unfinished stage of `configs`; return the stages that ran.
@@ -163,10 +197,14 @@ def run(
     jobs > 1, run in that many processes (one torch thread each is the evaluation default, so two jobs
     fill a 2-core machine). eval_kw (device, backend, devices) goes to every evaluation. Benches always run
     one at a time, after every evaluation, because a bench timed beside other work measures the other work.
+
+    Before any stage runs, the plan of the whole sweep (`planned`, default `configs`; this run is shard
+    `shard_label` of it) is written beside the Results, so that `check` fails on whatever it lacks.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _manifest(out, {**(request or {}), "model": model, "suite": suite, "configs": [c.label for c in configs]})
+    write_plan(out / "results", plan_of(model, planned or configs, configs, suite, bench, shard_label))
     if jobs < 1:
         raise WidthwiseError(f"--jobs must be at least 1, got {jobs}")
     if jobs > 1 and (eval_fn or bench_fn):
@@ -309,10 +347,12 @@ def finish(out: Path, thresholds: Path | None = None) -> tuple[Any, list[Path]]:
     """Report and check a whole sweep's Results (a shard's are checked merged, by `widthwise check`):
     the Check (verdicts, exit code) and the report's files."""
     from widthwise import claims, report
+    from widthwise.plan import read_plans
     from widthwise.results import collect_results
 
     results = collect_results([Path(out) / "results"])
     path = thresholds or claims.default_thresholds()
     claim_list = claims.load_thresholds(path)
-    written = report.report(results, Path(out) / "report", claim_list).paths
-    return claims.check(results, claim_list, where=str(path)), written
+    plans = read_plans([Path(out) / "results"])
+    written = report.report(results, Path(out) / "report", claim_list, plans=plans).paths
+    return claims.check(results, claim_list, plans=plans, where=str(path)), written

@@ -41,7 +41,7 @@ def test_real_bench_run_pairs_with_its_interleaved_base():
     assert p.pct == 40 and "bench:b8/throughput_tok_s" in p.refs
 
 
-def test_energy_on_cpu_is_not_measurable_and_never_passes():
+def test_energy_on_cpu_is_not_measurable_and_fails_the_measured_tier():
     energy, throughput = evaluate(_claims(bound=1.0), collect_results([DATA]))
     assert energy.verdict == "not_measurable"
     assert energy.observed.startswith("not measurable: energy: not measurable here")
@@ -53,7 +53,7 @@ def test_energy_on_cpu_is_not_measurable_and_never_passes():
     assert throughput.value == pruned["value"] / base["value"]
     assert "t with 4 df" in throughput.method  # five repeats a side
     assert throughput.verdict in ("holds", "fails")
-    assert exit_code([energy]) == 0
+    assert exit_code([energy]) == 1  # evidence is required on a measured tier; only a waiver accepts the gap
 
 
 def test_an_impossible_bound_fails_on_real_data():

@@ -82,13 +82,35 @@ def test_interrupted_sweep_resumes_and_shards_check_like_one_run(tiny_llama, thr
     # (Each shard evaluates in two worker processes, as `--jobs 2` does on a 2-core machine.)
     for i in (1, 2):
         shard = sweep.shard(configs, (i, 2))
-        ran = sweep.run(str(tiny_llama), shard, tmp_path / f"shard{i}", suite="smoke", bench=None, jobs=2)
+        ran = sweep.run(
+            str(tiny_llama),
+            shard,
+            tmp_path / f"shard{i}",
+            suite="smoke",
+            bench=None,
+            jobs=2,
+            planned=configs,
+            shard_label=f"{i}/2",
+        )
         assert sorted(s.config.pct for s in ran) == sorted(c.pct for c in shard)
-    assert len(list((tmp_path / "shard1").rglob("*.json"))) == 3  # base and pct 50, plus sweep.json
+    # base and pct 50, plus sweep.json and the plan of the whole sweep
+    assert len(list((tmp_path / "shard1").rglob("*.json"))) == 4
+    plan = json.loads((tmp_path / "shard1" / "results" / "plans" / "shard-1-of-2.plan.json").read_text())
+    assert [c["pct"] for c in plan["configs"]] == [0, 20, 50] and plan["shard_configs"] == [
+        "base",
+        "ppm-pct50",
+    ]
     whole = verdicts([out], thresholds, capsys)
     sharded = verdicts([tmp_path / "shard1", tmp_path / "shard2"], thresholds, capsys)
     assert whole == sharded
     assert {v["claim"] for v in whole[1]} == {"tiny-lambada-perplexity-rises", "tiny-arc-drops"}
+    # Without shard 2 its configuration is named as missing by shard 1's plan, not silently left out.
+    code, lost = verdicts([tmp_path / "shard1"], thresholds, capsys)
+    assert code == 1
+    assert {(v["claim"], v["config"]) for v in lost if v["verdict"] == "missing"} >= {
+        ("plan", "pct 20 (1.61x)"),
+        ("tiny-arc-drops", "pct 20 (1.61x)"),
+    }
 
 
 def test_a_rerun_with_other_settings_is_refused(tiny_llama, tmp_path, capsys):

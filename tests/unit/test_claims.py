@@ -273,17 +273,33 @@ def test_scores_are_paired_by_bootstrap(paper):
 # ---- verdicts other than holds/fails ---------------------------------------------------------------------
 
 
-def test_unmeasurable_energy_is_reported_never_passed_or_failed(paper):
+def test_unmeasurable_energy_fails_a_measured_tier_unless_the_claim_waives_it(paper):
     base, pruned = measured(paper, B1, {None, 60})
     for r in (base, pruned):
         r["suite"], r["tier"], r["settings"] = "bench", "cpu", {"device_kind": "cpu"}
         r["metrics"] = {"bench:avg/j_per_token": {"value": None, "not_measurable": "no energy meter on CPU"}}
-    claims = one_claim(
-        kind="ratio_at_most", metric="bench:avg/j_per_token", configs="most_pruned", bound=0.9, tiers=["cpu"]
-    )
-    (v,) = evaluate(claims, [base, pruned])
+    kw = dict(kind="ratio_at_most", metric="bench:avg/j_per_token", configs="most_pruned", bound=0.9)
+    (v,) = evaluate(one_claim(**kw, tiers=["cpu"]), [base, pruned])
     assert v.verdict == "not_measurable" and v.observed == "not measurable: no energy meter on CPU"
-    assert exit_code([v]) == 0
+    assert exit_code([v]) == 1  # a measured tier needs the number: no meter is a red build
+    (w,) = evaluate(
+        one_claim(**kw, tiers=["cpu"], optional="runners without a meter, on purpose"), [base, pruned]
+    )
+    assert w.verdict == "waived" and "runners without a meter, on purpose" in w.observed
+    assert "no energy meter on CPU" in w.observed and exit_code([w]) == 0
+    for r in (base, pruned):
+        r["tier"] = "paper"
+    (p,) = evaluate(one_claim(**kw, tiers=["paper"]), [base, pruned])
+    assert p.verdict == "not_measurable" and exit_code([p]) == 0  # the paper tier keeps its rules
+
+
+def test_optional_must_name_a_measured_tier_of_the_claim_and_give_a_reason():
+    kw = dict(kind="ratio_at_most", metric="bench:avg/j_per_token", configs="most_pruned", bound=0.9)
+    with pytest.raises(WidthwiseError, match="not a measured tier"):
+        one_claim(**kw, tiers=["paper", "gpu"], optional={"paper": "x"})
+    with pytest.raises(WidthwiseError, match="needs a reason"):
+        one_claim(**kw, tiers=["gpu"], optional={"gpu": " "})
+    assert one_claim(**kw, tiers=["paper", "gpu"], optional="no meter")[0].optional == (("gpu", "no meter"),)
 
 
 def test_a_value_missing_at_a_configuration_counts_as_failing(paper):

@@ -1,16 +1,19 @@
-"""The check stage: Results -> verdicts of every claim that applies, plus the regression gate if asked."""
+"""The check stage: Results (their plans, stored baselines) -> verdicts of every claim that applies, what
+the plans and tier rules expected against what is present, and the regression gate if asked."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from widthwise.claims import regression
-from widthwise.claims.engine import evaluate, exit_code, unchecked
+from widthwise.claims import coverage, regression
+from widthwise.claims.engine import assess, exit_code, unchecked
 from widthwise.claims.spec import Claim
 from widthwise.claims.verdict import Verdict
 from widthwise.errors import WidthwiseError
+from widthwise.names import model_key
+from widthwise.plan import Plan
 from widthwise.points import group_results
 
 
@@ -18,6 +21,8 @@ from widthwise.points import group_results
 class Check:
     verdicts: list[Verdict]
     not_applicable: list[str]  # claim ids that matched no (tier, model, metric) in these Results
+    coverage: list[coverage.Row] = field(default_factory=list)  # planned or required versus present
+    waivers: list[tuple[str, str, str]] = field(default_factory=list)  # (claim, tier, why) that were used
 
     @property
     def exit_code(self) -> int:
@@ -30,17 +35,31 @@ def check(
     *,
     beside: Sequence[Mapping[str, Any]] = (),
     stored: Sequence[Mapping[str, Any]] | None = None,
+    plans: Sequence[Plan] = (),
     max_changed: int = 0,
     where: str = "thresholds",
 ) -> Check:
-    """Every claim on `results` with `beside` (e.g. a stored base that pruned shards compare with);
-    with `stored`, also the per-document regression gate of every fresh eval Result in `results`.
-    Refuses (WidthwiseError) when no claim applies at all: a gate that checked nothing must not pass."""
-    everything = [*results, *beside]
-    verdicts = evaluate(claims, everything)
+    """Every claim on `results` with `beside` (e.g. a stored base that pruned shards compare with), against
+    what `plans` and the tier rules of `claims` (a Thresholds' `.tiers`) expected; with `stored`, also the
+    per-document regression gate of every fresh eval Result in `results`.
+
+    Refuses (WidthwiseError) when no claim applies to `results` themselves: a gate that checked nothing
+    must not pass, and neither must one whose only verdicts are about the `beside` Results."""
+    verdicts, rows = assess(claims, [*results, *beside], plans)
     if stored is not None:
         verdicts += regression.check(results, stored, max_changed=max_changed)
-    if not verdicts:
-        seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in group_results(everything)}))
-        raise WidthwiseError(f"no claim in {where} applies to these Results ({seen})")
-    return Check(verdicts, unchecked(claims, verdicts))
+    fresh = {(r["tier"], model_key(r["model"]["name"])) for r in results} | {p.key for p in plans}
+    if not any((v.tier, model_key(v.model)) in fresh for v in verdicts):
+        seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in group_results(results)}))
+        also = " (verdicts were reached only on the --baselines Results)" if verdicts else ""
+        raise WidthwiseError(f"no claim in {where} applies to these Results ({seen}){also}")
+    used = sorted(
+        {
+            (v.claim, v.tier, c.waiver(v.tier) or "")
+            for v in verdicts
+            if v.verdict == "waived"
+            for c in claims
+            if c.id == v.claim
+        }
+    )
+    return Check(verdicts, unchecked(claims, verdicts), rows, used)

@@ -1,7 +1,13 @@
 """The engine: every claim against every (tier, model) group of Results it applies to, in thresholds order.
 
-A claim applies to a group when the group's tier and model are the claim's, the Results carry its
-metric(s) somewhere, and its kind has nothing against it (a control claim needs the control's Results).
+On the paper tier a claim applies where the Results carry its metric(s): the paper's tables report what
+they report. On the measured tiers (cpu, gpu) evidence is required: a claim applies wherever its tier and
+model are present or planned, a planned or required configuration with no Result joins the group empty
+(claims/coverage.py), and a check that ends without numbers (missing, not measurable, skipped) fails
+unless the claim waives that tier with a reason (`optional`): a value that cannot be measured or paired
+there is then `waived`, listed in the report; a missing one still fails.
+A claim still does not apply where it selects nothing the run planned (e.g. a control at a width no plan or
+tier rule names); those are listed as not applicable.
 """
 
 from __future__ import annotations
@@ -9,32 +15,70 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from widthwise.claims.evidence import applies_to_model
+from widthwise.claims import coverage
+from widthwise.claims.evidence import applies_to_model, selected
 from widthwise.claims.registry import KINDS
-from widthwise.claims.spec import Claim
-from widthwise.claims.verdict import FAILING, Verdict
+from widthwise.claims.spec import MEASURED, Claim
+from widthwise.claims.verdict import WAIVABLE, Verdict, failing, waived
+from widthwise.plan import Plan
 from widthwise.points import Group, group_results
 
 
 def applicable(claim: Claim, group: Group) -> bool:
-    """The claim names this tier and model, and the Results carry its metric(s) somewhere in the group."""
+    """The claim names this tier and model, and (paper tier) the Results carry its metric(s) somewhere in
+    the group, or (measured tiers) the group holds or plans something the claim selects."""
     if group.tier not in claim.tiers or not applies_to_model(claim, group.model):
         return False
     kind = KINDS[claim.kind]
     if kind.applies is not None and not kind.applies(claim, group):
         return False
+    if group.tier in MEASURED:
+        return not kind.select or bool(selected(claim, group))
     return all(any(m in p.metrics for p in group.points) for m in claim.metrics)
 
 
-def evaluate(claims: Sequence[Claim], results: Iterable[Mapping[str, Any]]) -> list[Verdict]:
-    """Every applicable claim against every matching group, in thresholds order."""
-    groups = group_results(results)
+def required(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
+    """On a measured tier a verdict without numbers fails. A claim that waives the tier (`optional`)
+    accepts a value that cannot be measured or paired there (`waived`), never one that is absent: a
+    missing Result is a lost shard or a dropped task, whatever the claim says."""
+    out = []
+    for v in verdicts:
+        why = claim.waiver(v.tier) if v.tier in MEASURED else None
+        out.append(waived(v, why) if why and v.verdict in WAIVABLE else v)
+    return out
+
+
+def judge(claims: Sequence[Claim], groups: Sequence[Group]) -> list[Verdict]:
     out: list[Verdict] = []
     for c in claims:
         for g in groups:
             if applicable(c, g):
-                out.extend(KINDS[c.kind].check(c, g))
+                out.extend(required(c, KINDS[c.kind].check(c, g)))
     return out
+
+
+def assess(
+    claims: Sequence[Claim], results: Iterable[Mapping[str, Any]], plans: Sequence[Plan] = ()
+) -> tuple[list[Verdict], list[coverage.Row]]:
+    """Every applicable claim against every matching group, in thresholds order, then what the plans and
+    tier rules (a Thresholds' `.tiers`) expected and no Result gave; and the planned-versus-present rows."""
+    groups = group_results(results)
+    rows, gaps = coverage.complete(groups, plans, getattr(claims, "tiers", {}), MEASURED)
+    return judge(claims, groups) + gaps, rows
+
+
+def evaluate(
+    claims: Sequence[Claim], results: Iterable[Mapping[str, Any]], plans: Sequence[Plan] = ()
+) -> list[Verdict]:
+    return assess(claims, results, plans)[0]
+
+
+def waivers_used(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[tuple[str, str, str]]:
+    """(claim, tier, why) of every waiver that turned a gap into `waived`, for the report."""
+    by_id = {c.id: c for c in claims}
+    return sorted(
+        {(v.claim, v.tier, by_id[v.claim].waiver(v.tier) or "") for v in verdicts if v.verdict == "waived"}
+    )
 
 
 def unchecked(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[str]:
@@ -44,5 +88,6 @@ def unchecked(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[str]
 
 
 def exit_code(verdicts: Sequence[Verdict]) -> int:
-    """0 when every verdict holds, is not measurable or is skipped; 1 when any fails or is missing."""
-    return 1 if any(v.verdict in FAILING for v in verdicts) else 0
+    """1 when any verdict fails, is missing, or (measured tiers) is not measurable or skipped without a
+    waiver; else 0."""
+    return 1 if any(failing(v) for v in verdicts) else 0

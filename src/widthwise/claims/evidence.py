@@ -6,6 +6,7 @@ these the same documents" are each answered in one place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +29,9 @@ def selected(claim: Any, group: Group) -> list[Point]:
     if claim.configs == "all_pruned":
         return pruned
     if claim.configs == "most_pruned":
-        return [min(pruned, key=lambda p: p.ratio)] if pruned else []
+        # A planned configuration with no Result and no known width counts as the narrowest: it is
+        # reported missing rather than replaced by the narrowest one that happens to be present.
+        return [min(pruned, key=lambda p: p.ratio if p.ratio == p.ratio else -math.inf)] if pruned else []
     if claim.pcts:
         return [p for p in pruned if p.pct is not None and any(abs(p.pct - x) < 1e-9 for x in claim.pcts)]
     return [p for p in pruned if any(abs(p.ratio - x) <= RATIO_MATCH for x in claim.ratios)]

@@ -16,6 +16,7 @@ from typing import Any
 from widthwise.claims import kinds as _kinds  # noqa: F401  (importing the kinds registers them)
 from widthwise.claims.metrics import metric_info
 from widthwise.claims.registry import KINDS, number, strings
+from widthwise.claims.verdict import MEASURED_TIERS
 from widthwise.errors import WidthwiseError
 from widthwise.names import canonical_method
 from widthwise.results import TIERS
@@ -42,14 +43,22 @@ class Claim:
     r_at_least: float | None = None
     exclude_degenerate: bool = False
     control: str | None = None  # beats_control: the ablation method compared against
+    # Measured tiers where this claim accepts a value that cannot be measured or paired (not measurable,
+    # skipped), with why: a waived gap is listed in the report, never counted as holding. Missing is
+    # never waived.
+    optional: tuple[tuple[str, str], ...] = ()
     why: str = ""
+
+    def waiver(self, tier: str) -> str | None:
+        return dict(self.optional).get(tier)
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return (self.metric, self.metric_y) if self.metric_y else (self.metric,)
 
 
-COMMON = frozenset({"statement", "metric", "kind", "models", "tiers", "methods", "alpha", "why"})
+COMMON = frozenset({"statement", "metric", "kind", "models", "tiers", "methods", "alpha", "optional", "why"})
+MEASURED = MEASURED_TIERS  # tiers whose evidence is required: a gap fails unless a claim waives it
 SELECT = frozenset({"configs", "pcts", "ratios"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -67,6 +76,26 @@ def _selection(cid: str, t: Mapping[str, Any], kw: dict[str, Any]) -> None:
             if not isinstance(t[key], list) or not t[key]:
                 raise WidthwiseError(f"claim {cid!r}: {key} must be a non-empty list of numbers")
             kw[key] = tuple(number(cid, key, x) for x in t[key])
+
+
+def _optional(cid: str, v: Any, tiers: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """optional = "why" (every measured tier the claim lists) or {tier = "why"}; a reason is required."""
+    measured = [x for x in tiers if x in MEASURED]
+    if isinstance(v, str):
+        v = {x: v for x in measured}
+    if not isinstance(v, dict) or not v:
+        raise WidthwiseError(f"claim {cid!r}: optional must be a reason string or a table {{tier = reason}}")
+    out = []
+    for tier, why in v.items():
+        if tier not in measured:
+            raise WidthwiseError(
+                f"claim {cid!r}: optional names tier {tier!r}, not a measured tier of this claim "
+                f"({', '.join(measured) or 'none'}); the paper tier keeps its own rules"
+            )
+        if not isinstance(why, str) or not why.strip():
+            raise WidthwiseError(f"claim {cid!r}: optional.{tier} needs a reason (a non-empty string)")
+        out.append((tier, " ".join(why.split())))
+    return tuple(out)
 
 
 def parse_claim(cid: str, t: Any) -> Claim:
@@ -123,6 +152,8 @@ def parse_claim(cid: str, t: Any) -> Claim:
             kw[key] = number(cid, key, t[key])
             if kw[key] < 0:
                 raise WidthwiseError(f"claim {cid!r}: {key} must be >= 0")
+    if "optional" in t:
+        kw["optional"] = _optional(cid, t["optional"], kw["tiers"])
     if "why" in t:
         if not isinstance(t["why"], str):
             raise WidthwiseError(f"claim {cid!r}: why must be a string")
@@ -134,22 +165,85 @@ def parse_claim(cid: str, t: Any) -> Claim:
     return Claim(**kw)
 
 
-def parse_thresholds(data: Mapping[str, Any], where: str = "thresholds") -> list[Claim]:
-    unknown = sorted(set(data) - {"version", "claims"})
+@dataclass(frozen=True)
+class TierRule:
+    """What every check of a measured tier needs, whatever a run planned ([tiers.NAME] in thresholds.toml).
+
+    Each model of the tier (every model its Results name when `models` is empty) needs its base and PPM at
+    every one of `pcts`, each with every task its plan or its own settings name, and a bench Result for
+    each pruned width when `bench` is set."""
+
+    tier: str
+    models: tuple[str, ...] = ()
+    pcts: tuple[float, ...] = ()
+    bench: bool = False
+    why: str = ""
+
+
+class Thresholds(list):
+    """The claims of a thresholds file, in order, with its tier rules (`.tiers`, by tier name)."""
+
+    def __init__(self, claims: Any = (), tiers: Mapping[str, TierRule] | None = None) -> None:
+        super().__init__(claims)
+        self.tiers: dict[str, TierRule] = dict(tiers or {})
+
+
+TIER_KEYS = frozenset({"models", "pcts", "bench", "why"})
+
+
+def parse_tier(name: str, t: Any) -> TierRule:
+    if name not in MEASURED:
+        raise WidthwiseError(f"tiers.{name}: only measured tiers ({', '.join(MEASURED)}) take requirements")
+    if not isinstance(t, dict):
+        raise WidthwiseError(f"tiers.{name}: must be a table")
+    unknown = sorted(set(t) - TIER_KEYS)
     if unknown:
-        raise WidthwiseError(f"{where}: unknown top-level key(s) {', '.join(unknown)} (expected [claims.ID])")
+        raise WidthwiseError(
+            f"tiers.{name}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(TIER_KEYS))})"
+        )
+    kw: dict[str, Any] = {"tier": name}
+    if "models" in t:
+        kw["models"] = strings(f"tiers.{name}", "models", t["models"])
+    if "pcts" in t:
+        if not isinstance(t["pcts"], list):
+            raise WidthwiseError(f"tiers.{name}: pcts must be a list of numbers")
+        kw["pcts"] = tuple(number(f"tiers.{name}", "pcts", x) for x in t["pcts"])
+        if any(not 0 < p < 100 for p in kw["pcts"]):
+            raise WidthwiseError(f"tiers.{name}: pcts must be in (0, 100); the base is always required")
+    if "bench" in t:
+        if not isinstance(t["bench"], bool):
+            raise WidthwiseError(f"tiers.{name}: bench must be true or false")
+        kw["bench"] = t["bench"]
+    if not isinstance(t.get("why"), str) or not t["why"].strip():
+        raise WidthwiseError(f"tiers.{name}: why (a non-empty string) says what the requirement rests on")
+    kw["why"] = " ".join(t["why"].split())
+    return TierRule(**kw)
+
+
+def parse_thresholds(data: Mapping[str, Any], where: str = "thresholds") -> Thresholds:
+    unknown = sorted(set(data) - {"version", "claims", "tiers"})
+    if unknown:
+        raise WidthwiseError(
+            f"{where}: unknown top-level key(s) {', '.join(unknown)} (expected [claims.ID] and [tiers.NAME])"
+        )
     if data.get("version", 1) != 1:
         raise WidthwiseError(f"{where}: unsupported version {data.get('version')!r}")
     claims = data.get("claims")
     if not isinstance(claims, dict) or not claims:
         raise WidthwiseError(f"{where}: no [claims.ID] tables")
+    tiers = data.get("tiers", {})
+    if not isinstance(tiers, dict):
+        raise WidthwiseError(f"{where}: tiers must be tables [tiers.NAME]")
     try:
-        return [parse_claim(cid, t) for cid, t in claims.items()]
+        return Thresholds(
+            [parse_claim(cid, t) for cid, t in claims.items()],
+            {name: parse_tier(name, t) for name, t in tiers.items()},
+        )
     except WidthwiseError as e:
         raise WidthwiseError(f"{where}: {e}") from None
 
 
-def load_thresholds(path: Path) -> list[Claim]:
+def load_thresholds(path: Path) -> Thresholds:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -2,7 +2,9 @@
 
 Verdicts: holds, fails, missing (the claim applies but a needed value is absent: counts as failing),
 not_measurable (a needed value is null with a reason, e.g. energy on CPU), skipped (the claim needs
-per-sample records that these Results do not carry, e.g. the paper's tables). Pure: numbers in, text out.
+per-sample records that these Results do not carry, e.g. the paper's tables), waived (a gap on a measured
+tier that the claim accepts with a stated reason). On the paper tier not_measurable and skipped pass; on the
+measured tiers (cpu, gpu) they fail like missing, unless waived. Pure: numbers in, text out.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from typing import Any
 
 from widthwise import stats
 
-VERDICTS = ("holds", "fails", "missing", "not_measurable", "skipped")
-FAILING = ("fails", "missing")
+VERDICTS = ("holds", "fails", "missing", "not_measurable", "skipped", "waived")
+FAILING = ("fails", "missing")  # on every tier
+GAPS = ("missing", "not_measurable", "skipped")  # verdicts reached without numbers
+WAIVABLE = ("not_measurable", "skipped")  # a claim's `optional` accepts these on its tier, never missing
+MEASURED_TIERS = ("cpu", "gpu")  # where evidence is required (spec.MEASURED)
 
 
 @dataclass
@@ -83,6 +88,17 @@ def not_measurable(claim: Any, group: Any, config: str, why: str) -> Verdict:
 
 def skipped(claim: Any, group: Any, config: str, why: str) -> Verdict:
     return without_numbers(claim, group, config, "skipped", why)
+
+
+def failing(v: Verdict) -> bool:
+    """Does this verdict turn the build red? Gaps do on the measured tiers; on the paper tier only a
+    missing value does (its tables report what they report)."""
+    return v.verdict in FAILING or (v.tier in MEASURED_TIERS and v.verdict in GAPS)
+
+
+def waived(v: Verdict, why: str) -> Verdict:
+    """A measured-tier gap the claim accepts (`optional`): shown with both the gap and the reason."""
+    return Verdict(**{**asdict(v), "verdict": "waived", "observed": f"waived ({why}); {v.observed}"})
 
 
 def bound_method(bound: stats.Bound) -> str:

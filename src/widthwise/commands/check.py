@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 HELP = "Check the paper's claims (thresholds.toml) against Result files; exit 1 when one fails."
 
 EXIT_CODES = (
-    "exit codes: 0 when every applicable claim holds, is not measurable here (e.g. energy on CPU) or is "
-    "skipped for want of per-sample records, each listed in the table; 1 when any claim fails or a value "
-    "it needs is missing; 2 for bad input (one line on stderr)."
+    "exit codes: 0 when every applicable claim holds, or, on the paper tier, is not measurable or skipped "
+    "for want of per-sample records, or, on a measured tier (cpu, gpu), has a gap its claim waives with a "
+    "reason (each listed); 1 when any claim fails, a value it needs is missing, a measured-tier claim is "
+    "not measurable or skipped without a waiver, or a planned or required configuration, task or bench "
+    "has no Result; 2 for bad input (one line on stderr), including no claim applying to RESULTS."
 )
 
 
@@ -48,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from widthwise import claims, report
+    from widthwise.plan import read_plans
     from widthwise.results import collect_results
 
     thresholds = args.thresholds or claims.default_thresholds()
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         claims.load_thresholds(thresholds),
         beside=collect_results(args.baselines) if args.baselines else [],
         stored=collect_results([args.regression]) if args.regression is not None else None,
+        plans=read_plans(args.results),
         max_changed=args.max_changed,
         where=str(thresholds),
     )
@@ -64,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
             "exit_code": chk.exit_code,
             "verdicts": [v.as_dict() for v in chk.verdicts],
             "not_applicable": chk.not_applicable,
+            "coverage": [dataclasses.asdict(r) for r in chk.coverage],
+            "waivers": [{"claim": c, "tier": t, "why": w} for c, t, w in chk.waivers],
         }
         print(json.dumps(out, indent=1))
     else:
-        print(report.check_text(chk.verdicts, chk.not_applicable))
-    report.append_step_summary(report.check_markdown(chk.verdicts, chk.not_applicable))
+        print(report.check_text(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers))
+    report.append_step_summary(
+        report.check_markdown(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers)
+    )
     return chk.exit_code

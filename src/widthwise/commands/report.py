@@ -24,12 +24,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from widthwise import claims, report
+    from widthwise.plan import read_plans
     from widthwise.results import collect_results
 
     claim_list = None
     if not args.no_claims:
         claim_list = claims.load_thresholds(args.thresholds or claims.default_thresholds())
-    rep = report.report(collect_results(args.results), args.out, claim_list, paper=args.baselines)
+    rep = report.report(
+        collect_results(args.results),
+        args.out,
+        claim_list,
+        paper=args.baselines,
+        plans=read_plans(args.results),
+    )
     if rep.claims_error:
         # The report still shows the tables and plots; `widthwise check` is the gate that refuses.
         print(f"widthwise report: claims not evaluated: {rep.claims_error}", file=sys.stderr)

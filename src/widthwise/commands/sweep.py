@@ -87,12 +87,16 @@ def run(args: argparse.Namespace) -> int:
         jobs=jobs,
         eval_kw={"device": dev, "backend": args.backend, "devices": n_devices},
         request=request,
+        planned=configs,
+        shard_label=f"{which[0]}/{which[1]}" if which is not None else None,
     )
     if which is not None:
         print(f"sweep: shard {args.shard} done; merge shards with `widthwise check DIR1 DIR2 ...`")
         return 0
     chk, written = sweep.finish(args.out)
     print(f"wrote {written[0]} and {len(written) - 1} plots under {args.out / 'report' / 'plots'}")
-    print(report.check_text(chk.verdicts, chk.not_applicable))
-    report.append_step_summary(report.check_markdown(chk.verdicts, chk.not_applicable))
+    print(report.check_text(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers))
+    report.append_step_summary(
+        report.check_markdown(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers)
+    )
     return chk.exit_code

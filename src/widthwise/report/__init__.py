@@ -11,17 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from widthwise.claims.engine import evaluate
+from widthwise.claims.coverage import Row
+from widthwise.claims.engine import assess, waivers_used
 from widthwise.claims.spec import Claim
 from widthwise.claims.verdict import Verdict
 from widthwise.errors import WidthwiseError
 from widthwise.names import short_name, slug
+from widthwise.plan import Plan
 from widthwise.points import group_results
 from widthwise.report.plots import plot_dichotomy, plot_metric, plot_name, plotted_metrics
 from widthwise.report.tables import (
     append_step_summary,
     check_markdown,
     check_text,
+    gaps_markdown,
     metric_table,
     summary_line,
     verdict_markdown,
@@ -46,15 +49,21 @@ __all__ = [
 
 
 def write_report(
-    results: Iterable[Mapping[str, Any]], out: Path, verdicts: Sequence[Verdict] | None = None
+    results: Iterable[Mapping[str, Any]],
+    out: Path,
+    verdicts: Sequence[Verdict] | None = None,
+    coverage: Sequence[Row] = (),
+    waivers: Sequence[tuple[str, str, str]] = (),
 ) -> list[Path]:
-    """report.md with the verdicts and one metric table per (tier, model), plus PNGs under plots/."""
+    """report.md with the verdicts (planned versus present, waivers) and one metric table per (tier,
+    model), plus PNGs under plots/."""
     out = Path(out)
     groups = group_results(results)
     written: list[Path] = []
     md = ["# widthwise report", ""]
     if verdicts:
         md += [verdict_markdown(verdicts, "Claims"), ""]
+        md += [gaps_markdown(coverage, waivers), ""]
     md += ["## Results", ""]
     for g in groups:
         md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
@@ -102,6 +111,7 @@ def report(
     claims: Sequence[Claim] | None = None,
     *,
     paper: Path | None = None,
+    plans: Sequence[Plan] = (),
 ) -> Report:
     """The report stage: report.md and plots for `results`, the paper's own Results drawn beside them
     (`paper`, default baselines/paper, unless the Results hold the paper's already), and the verdicts of
@@ -112,13 +122,14 @@ def report(
         paper = paper_baselines()
     if paper is not None:
         results += collect_results([paper])
-    verdicts, error = None, None
+    verdicts, error, rows = None, None, []
     if claims is not None:
         try:
-            verdicts = evaluate(claims, results)
+            verdicts, rows = assess(claims, results, plans)
         except WidthwiseError as e:
             error = str(e)
-    return Report(write_report(results, out, verdicts), verdicts, error)
+    used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
+    return Report(write_report(results, out, verdicts, rows, used), verdicts, error)
 
 
 def claims_section(report_md: Path) -> str:

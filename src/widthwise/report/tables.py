@@ -9,8 +9,9 @@ from typing import Any
 
 from tabulate import tabulate
 
+from widthwise.claims.coverage import Row
 from widthwise.claims.metrics import metric_info
-from widthwise.claims.verdict import FAILING, Verdict
+from widthwise.claims.verdict import Verdict, failing
 from widthwise.names import short_name
 from widthwise.points import Group
 
@@ -21,6 +22,7 @@ _MARK = {
     "missing": "MISSING",
     "not_measurable": "not measurable",
     "skipped": "skipped",
+    "waived": "waived",
 }
 
 
@@ -34,7 +36,9 @@ def verdict_rows(verdicts: Sequence[Verdict]) -> list[list[Any]]:
             v.bound,
             "—" if v.n is None else v.n,
             v.mde,
-            _MARK[v.verdict],
+            _MARK[v.verdict].upper()
+            if failing(v) and v.verdict not in ("fails", "missing")
+            else _MARK[v.verdict],
         ]
         for v in verdicts
     ]
@@ -44,7 +48,10 @@ def summary_line(verdicts: Sequence[Verdict]) -> str:
     counts = {k: sum(v.verdict == k for v in verdicts) for k in _MARK}
     parts = [f"{counts[k]} {_MARK[k].lower()}" for k in _MARK if counts[k]]
     claims = len({v.claim for v in verdicts})
-    return f"{len(verdicts)} checks of {claims} claims: " + ", ".join(parts)
+    # Not measurable and skipped fail on the measured tiers (evidence is required there): say how many did.
+    gaps = sum(failing(v) for v in verdicts if v.verdict in ("not_measurable", "skipped"))
+    tail = f" ({gaps} of them failing: not measurable or skipped on a measured tier)" if gaps else ""
+    return f"{len(verdicts)} checks of {claims} claims: " + ", ".join(parts) + tail
 
 
 def verdict_table(verdicts: Sequence[Verdict]) -> str:
@@ -55,19 +62,76 @@ def _md_cell(x: Any) -> str:
     return str(x).replace("|", "\\|")
 
 
-def check_text(verdicts: Sequence[Verdict], not_applicable: Sequence[str]) -> str:
-    """What `widthwise check` prints: the table, the counts, what did not apply, every failure's message."""
+def coverage_rows(rows: Sequence[Row]) -> list[list[Any]]:
+    """Planned (or required) versus present, one line per (tier, model, configuration)."""
+    by: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        by.setdefault((r.tier, r.model, r.config), []).append(r)
+    out = []
+    for (tier, model, config), rs in by.items():
+        absent = [r.item for r in rs if not r.present]
+        out.append(
+            [
+                f"{short_name(model)} [{tier}]",
+                config,
+                f"{len(rs) - len(absent)}/{len(rs)}",
+                ", ".join(absent) if absent else "—",
+                "; ".join(dict.fromkeys(r.source for r in rs)),
+            ]
+        )
+    return out
+
+
+COVERAGE_HEADERS = ["model", "configuration", "present", "missing", "expected by"]
+
+
+def check_text(
+    verdicts: Sequence[Verdict],
+    not_applicable: Sequence[str],
+    coverage: Sequence[Row] = (),
+    waivers: Sequence[tuple[str, str, str]] = (),
+) -> str:
+    """What `widthwise check` prints: the table, the counts, planned versus present, the waivers, what did
+    not apply, and every failure's message."""
     lines = [verdict_table(verdicts), "", summary_line(verdicts)]
+    if coverage:
+        lines += [
+            "",
+            "planned versus present:",
+            tabulate(coverage_rows(coverage), COVERAGE_HEADERS, disable_numparse=True),
+        ]
+    for cid, tier, why in waivers:
+        lines.append(f"waived: {cid} [{tier}]: {why}")
     if not_applicable:
         names = ", ".join(not_applicable)
-        lines.append(f"not applicable to these Results (no matching tier, model or metric): {names}")
-    lines += [v.message for v in verdicts if v.verdict in FAILING]
+        lines.append(
+            f"not applicable to these Results (no matching tier or model, nothing planned that they select, "
+            f"or, on the paper tier, no matching metric): {names}"
+        )
+    lines += [v.message for v in verdicts if failing(v)]
     return "\n".join(lines)
 
 
-def check_markdown(verdicts: Sequence[Verdict], not_applicable: Sequence[str]) -> str:
-    """The step summary of a check: the markdown table, and what did not apply."""
-    md = verdict_markdown(verdicts)
+def gaps_markdown(coverage: Sequence[Row] = (), waivers: Sequence[tuple[str, str, str]] = ()) -> str:
+    """Planned versus present and the waivers used, as markdown ('' when there is neither)."""
+    md = ""
+    if coverage:
+        rows = [[_md_cell(c) for c in r] for r in coverage_rows(coverage)]
+        table = tabulate(rows, COVERAGE_HEADERS, tablefmt="github", disable_numparse=True)
+        md += f"\n**Planned versus present**\n\n{table}\n"
+    if waivers:
+        md += "\n**Waived**\n\n" + "".join(f"- {_md_cell(c)} [{t}]: {_md_cell(w)}\n" for c, t, w in waivers)
+    return md
+
+
+def check_markdown(
+    verdicts: Sequence[Verdict],
+    not_applicable: Sequence[str],
+    coverage: Sequence[Row] = (),
+    waivers: Sequence[tuple[str, str, str]] = (),
+) -> str:
+    """The step summary of a check: the table, planned versus present, waivers, what did not apply."""
+    md = verdict_markdown(verdicts) + gaps_markdown(coverage, waivers)
     if not_applicable:
         md += f"\nNot applicable to these Results: {', '.join(not_applicable)}\n"
     return md
@@ -77,7 +141,7 @@ def verdict_markdown(verdicts: Sequence[Verdict], title: str = "widthwise check"
     rows = [[_md_cell(c) for c in r] for r in verdict_rows(verdicts)]
     out = [f"### {title}", "", summary_line(verdicts), ""]
     out.append(tabulate(rows, HEADERS, tablefmt="github", disable_numparse=True))
-    bad = [v for v in verdicts if v.verdict in FAILING]
+    bad = [v for v in verdicts if failing(v)]
     if bad:
         out += ["", "**Failing:**", ""] + [f"- {_md_cell(v.message)}" for v in bad]
     return "\n".join(out) + "\n"

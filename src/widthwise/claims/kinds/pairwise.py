@@ -14,6 +14,7 @@ from widthwise import stats
 from widthwise.claims.evidence import base_and_pruned, paired_records, samples, scored_by, selected
 from widthwise.claims.metrics import MetricInfo, metric_info
 from widthwise.claims.registry import register_kind
+from widthwise.claims.verdict import MEASURED_TIERS as MEASURED
 from widthwise.claims.verdict import Verdict, bounded, confidence, fmt, skipped
 from widthwise.errors import WidthwiseError
 from widthwise.points import Group
@@ -116,6 +117,13 @@ def check_pairwise(claim: Any, group: Group) -> list[Verdict]:
         bd = paired_bound(claim, bres, pres, side, f"{claim.id}: {group.model} {cfg}")
         if isinstance(bd, str):
             out.append(skipped(claim, group, cfg, bd.removeprefix("skip: ")))
+            continue
+        if bd is None and group.tier in MEASURED:
+            # A measured tier has every document: a comparison that cannot be paired is a gap, not a
+            # weaker test (the paper's tables, which have no documents, are bounded unpaired).
+            task = claim.metric.split("/", 1)[0]
+            why = f"unpaired: no per-document records of {task} scored by {claim.metric} on both sides"
+            out.append(skipped(claim, group, cfg, why))
             continue
         if bd is None:
             bd = unpaired_bound(info, b, p, claim.alpha, side)
