@@ -26,7 +26,7 @@ def test_check_paper_exits_0_with_a_table(capsys, monkeypatch):
     assert head == ["claim", "model", "configuration", "observed", "bound", "n", "MDE", "verdict"]
     assert "mmlu-drops" in out and "FAILS" not in out
     # The summary counts only verdicts that occur, so the exact line is what says nothing failed.
-    assert "78 checks of 19 claims: 73 holds, 5 skipped" in out.splitlines()
+    assert "85 checks of 23 claims: 63 holds, 5 skipped, 17 reported" in out.splitlines()
 
 
 def test_check_json_and_step_summary_is_appended(tmp_path, capsys, monkeypatch):
@@ -36,7 +36,7 @@ def test_check_json_and_step_summary_is_appended(tmp_path, capsys, monkeypatch):
     assert main(["check", str(PAPER), "--thresholds", str(THRESHOLDS), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["exit_code"] == 0
-    assert {v["verdict"] for v in data["verdicts"]} == {"holds", "skipped"}
+    assert {v["verdict"] for v in data["verdicts"]} == {"holds", "skipped", "reported"}
     assert main(["check", str(PAPER), "--thresholds", str(THRESHOLDS)]) == 0
     text = summary.read_text()
     assert text.startswith("earlier step\n")

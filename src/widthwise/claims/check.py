@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from widthwise.claims import coverage, regression
-from widthwise.claims.engine import assess, exit_code, unchecked
+from widthwise.claims.chance import Distance
+from widthwise.claims.engine import assess, exit_code, unchecked, waivers_used
 from widthwise.claims.spec import Claim
 from widthwise.claims.verdict import Verdict
 from widthwise.errors import WidthwiseError
@@ -23,6 +24,7 @@ class Check:
     not_applicable: list[str]  # claim ids that matched no (tier, model, metric) in these Results
     coverage: list[coverage.Row] = field(default_factory=list)  # planned or required versus present
     waivers: list[tuple[str, str, str]] = field(default_factory=list)  # (claim, tier, why) that were used
+    chance: list[Distance] = field(default_factory=list)  # claimed metrics' distance above chance
 
     @property
     def exit_code(self) -> int:
@@ -45,7 +47,8 @@ def check(
 
     Refuses (WidthwiseError) when no claim applies to `results` themselves: a gate that checked nothing
     must not pass, and neither must one whose only verdicts are about the `beside` Results."""
-    verdicts, rows = assess(claims, [*results, *beside], plans)
+    a = assess(claims, [*results, *beside], plans)
+    verdicts = a.verdicts
     if stored is not None:
         verdicts += regression.check(results, stored, max_changed=max_changed)
     fresh = {(r["tier"], model_key(r["model"]["name"])) for r in results} | {p.key for p in plans}
@@ -53,13 +56,4 @@ def check(
         seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in group_results(results)}))
         also = " (verdicts were reached only on the --baselines Results)" if verdicts else ""
         raise WidthwiseError(f"no claim in {where} applies to these Results ({seen}){also}")
-    used = sorted(
-        {
-            (v.claim, v.tier, c.waiver(v.tier) or "")
-            for v in verdicts
-            if v.verdict == "waived"
-            for c in claims
-            if c.id == v.claim
-        }
-    )
-    return Check(verdicts, unchecked(claims, verdicts), rows, used)
+    return Check(verdicts, unchecked(claims, verdicts), a.coverage, waivers_used(claims, verdicts), a.chance)

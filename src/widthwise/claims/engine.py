@@ -13,13 +13,15 @@ tier rule names); those are listed as not applicable.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from widthwise.claims import coverage
+from widthwise.claims.chance import Distance, distances
 from widthwise.claims.evidence import applies_to_model, selected
 from widthwise.claims.registry import KINDS
 from widthwise.claims.spec import MEASURED, Claim
-from widthwise.claims.verdict import WAIVABLE, Verdict, failing, waived
+from widthwise.claims.verdict import WAIVABLE, Verdict, failing, reported, waived
 from widthwise.plan import Plan
 from widthwise.points import Group, group_results
 
@@ -44,7 +46,10 @@ def required(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
     out = []
     for v in verdicts:
         why = claim.waiver(v.tier) if v.tier in MEASURED else None
-        out.append(waived(v, why) if why and v.verdict in WAIVABLE else v)
+        v = waived(v, why) if why and v.verdict in WAIVABLE else v
+        # A reported-only claim is shown, whatever it found, and never turns the build red; a missing
+        # value still does, because the report cannot show what is not there.
+        out.append(reported(v, claim.reported_only) if claim.reported_only and v.verdict != "missing" else v)
     return out
 
 
@@ -57,28 +62,45 @@ def judge(claims: Sequence[Claim], groups: Sequence[Group]) -> list[Verdict]:
     return out
 
 
+@dataclass(frozen=True)
+class Assessment:
+    verdicts: list[Verdict]
+    coverage: list[coverage.Row]  # planned or required versus present
+    chance: list[Distance]  # each claimed metric's distance above chance, per group
+
+
 def assess(
     claims: Sequence[Claim], results: Iterable[Mapping[str, Any]], plans: Sequence[Plan] = ()
-) -> tuple[list[Verdict], list[coverage.Row]]:
+) -> Assessment:
     """Every applicable claim against every matching group, in thresholds order, then what the plans and
-    tier rules (a Thresholds' `.tiers`) expected and no Result gave; and the planned-versus-present rows."""
+    tier rules (a Thresholds' `.tiers`) expected and no Result gave; the planned-versus-present rows; and
+    the distance above chance of every metric a verdict was reached on."""
     groups = group_results(results)
     rows, gaps = coverage.complete(groups, plans, getattr(claims, "tiers", {}), MEASURED)
-    return judge(claims, groups) + gaps, rows
+    verdicts = judge(claims, groups)
+    judged = {(v.tier, v.model) for v in verdicts}
+    metrics = [m for c in claims if any(v.claim == c.id for v in verdicts) for m in c.metrics]
+    near = distances([g for g in groups if (g.tier, g.model) in judged], metrics)
+    return Assessment(verdicts + gaps, rows, near)
 
 
 def evaluate(
     claims: Sequence[Claim], results: Iterable[Mapping[str, Any]], plans: Sequence[Plan] = ()
 ) -> list[Verdict]:
-    return assess(claims, results, plans)[0]
+    return assess(claims, results, plans).verdicts
 
 
 def waivers_used(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[tuple[str, str, str]]:
-    """(claim, tier, why) of every waiver that turned a gap into `waived`, for the report."""
+    """(claim, tier, why) of every waiver that turned a gap into `waived`, and of every reported-only
+    claim that was evaluated ("reported only: why"), for the report."""
     by_id = {c.id: c for c in claims}
-    return sorted(
-        {(v.claim, v.tier, by_id[v.claim].waiver(v.tier) or "") for v in verdicts if v.verdict == "waived"}
-    )
+    out = set()
+    for v in verdicts:
+        if v.verdict == "waived":
+            out.add((v.claim, v.tier, by_id[v.claim].waiver(v.tier) or ""))
+        elif v.verdict == "reported":
+            out.add((v.claim, v.tier, f"reported only: {by_id[v.claim].reported_only}"))
+    return sorted(out)
 
 
 def unchecked(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[str]:

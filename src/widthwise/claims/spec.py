@@ -43,6 +43,9 @@ class Claim:
     r_at_least: float | None = None
     exclude_degenerate: bool = False
     control: str | None = None  # beats_control: the ablation method compared against
+    fraction: float | None = None  # keeps_above_chance: share of base - chance that must remain
+    # Verdicts are shown, never gate: the claim cannot be told from chance (the report prints why).
+    reported_only: str = ""
     # Measured tiers where this claim accepts a value that cannot be measured or paired (not measurable,
     # skipped), with why: a waived gap is listed in the report, never counted as holding. Missing is
     # never waived.
@@ -57,7 +60,9 @@ class Claim:
         return (self.metric, self.metric_y) if self.metric_y else (self.metric,)
 
 
-COMMON = frozenset({"statement", "metric", "kind", "models", "tiers", "methods", "alpha", "optional", "why"})
+COMMON = frozenset(
+    {"statement", "metric", "kind", "models", "tiers", "methods", "alpha", "optional", "reported_only", "why"}
+)
 MEASURED = MEASURED_TIERS  # tiers whose evidence is required: a gap fails unless a claim waives it
 SELECT = frozenset({"configs", "pcts", "ratios"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -154,6 +159,10 @@ def parse_claim(cid: str, t: Any) -> Claim:
                 raise WidthwiseError(f"claim {cid!r}: {key} must be >= 0")
     if "optional" in t:
         kw["optional"] = _optional(cid, t["optional"], kw["tiers"])
+    if "reported_only" in t:
+        if not isinstance(t["reported_only"], str) or not t["reported_only"].strip():
+            raise WidthwiseError(f"claim {cid!r}: reported_only needs a reason (a non-empty string)")
+        kw["reported_only"] = " ".join(t["reported_only"].split())
     if "why" in t:
         if not isinstance(t["why"], str):
             raise WidthwiseError(f"claim {cid!r}: why must be a string")

@@ -3,7 +3,8 @@
 Verdicts: holds, fails, missing (the claim applies but a needed value is absent: counts as failing),
 not_measurable (a needed value is null with a reason, e.g. energy on CPU), skipped (the claim needs
 per-sample records that these Results do not carry, e.g. the paper's tables), waived (a gap on a measured
-tier that the claim accepts with a stated reason). On the paper tier not_measurable and skipped pass; on the
+tier that the claim accepts with a stated reason), reported (a reported-only claim: shown, never gating).
+On the paper tier not_measurable and skipped pass; on the
 measured tiers (cpu, gpu) they fail like missing, unless waived. Pure: numbers in, text out.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from widthwise import stats
 
-VERDICTS = ("holds", "fails", "missing", "not_measurable", "skipped", "waived")
+VERDICTS = ("holds", "fails", "missing", "not_measurable", "skipped", "waived", "reported")
 FAILING = ("fails", "missing")  # on every tier
 GAPS = ("missing", "not_measurable", "skipped")  # verdicts reached without numbers
 WAIVABLE = ("not_measurable", "skipped")  # a claim's `optional` accepts these on its tier, never missing
@@ -99,6 +100,12 @@ def failing(v: Verdict) -> bool:
 def waived(v: Verdict, why: str) -> Verdict:
     """A measured-tier gap the claim accepts (`optional`): shown with both the gap and the reason."""
     return Verdict(**{**asdict(v), "verdict": "waived", "observed": f"waived ({why}); {v.observed}"})
+
+
+def reported(v: Verdict, why: str) -> Verdict:
+    """A reported-only claim's verdict: shown with what it found, never gating (why: it cannot be told
+    from chance)."""
+    return Verdict(**{**asdict(v), "verdict": "reported", "observed": f"{v.verdict}: {v.observed}"})
 
 
 def bound_method(bound: stats.Bound) -> str:

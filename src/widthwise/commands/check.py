@@ -71,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
             "not_applicable": chk.not_applicable,
             "coverage": [dataclasses.asdict(r) for r in chk.coverage],
             "waivers": [{"claim": c, "tier": t, "why": w} for c, t, w in chk.waivers],
+            "chance": [dataclasses.asdict(d) for d in chk.chance],
         }
         print(json.dumps(out, indent=1))
     else:
-        print(report.check_text(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers))
+        print(report.check_text(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance))
     report.append_step_summary(
-        report.check_markdown(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers)
+        report.check_markdown(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance)
     )
     return chk.exit_code

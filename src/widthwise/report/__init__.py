@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from widthwise.claims.chance import Distance
 from widthwise.claims.coverage import Row
 from widthwise.claims.engine import assess, waivers_used
 from widthwise.claims.spec import Claim
@@ -54,6 +55,7 @@ def write_report(
     verdicts: Sequence[Verdict] | None = None,
     coverage: Sequence[Row] = (),
     waivers: Sequence[tuple[str, str, str]] = (),
+    chance: Sequence[Distance] = (),
 ) -> list[Path]:
     """report.md with the verdicts (planned versus present, waivers) and one metric table per (tier,
     model), plus PNGs under plots/."""
@@ -63,7 +65,7 @@ def write_report(
     md = ["# widthwise report", ""]
     if verdicts:
         md += [verdict_markdown(verdicts, "Claims"), ""]
-        md += [gaps_markdown(coverage, waivers), ""]
+        md += [gaps_markdown(coverage, waivers, chance), ""]
     md += ["## Results", ""]
     for g in groups:
         md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
@@ -122,14 +124,15 @@ def report(
         paper = paper_baselines()
     if paper is not None:
         results += collect_results([paper])
-    verdicts, error, rows = None, None, []
+    verdicts, error, rows, near = None, None, [], []
     if claims is not None:
         try:
-            verdicts, rows = assess(claims, results, plans)
+            a = assess(claims, results, plans)
+            verdicts, rows, near = a.verdicts, a.coverage, a.chance
         except WidthwiseError as e:
             error = str(e)
     used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
-    return Report(write_report(results, out, verdicts, rows, used), verdicts, error)
+    return Report(write_report(results, out, verdicts, rows, used, near), verdicts, error)
 
 
 def claims_section(report_md: Path) -> str:

@@ -9,9 +9,10 @@ from typing import Any
 
 from tabulate import tabulate
 
+from widthwise.claims.chance import Distance
 from widthwise.claims.coverage import Row
 from widthwise.claims.metrics import metric_info
-from widthwise.claims.verdict import Verdict, failing
+from widthwise.claims.verdict import Verdict, failing, fmt
 from widthwise.names import short_name
 from widthwise.points import Group
 
@@ -23,6 +24,7 @@ _MARK = {
     "not_measurable": "not measurable",
     "skipped": "skipped",
     "waived": "waived",
+    "reported": "reported",
 }
 
 
@@ -83,6 +85,21 @@ def coverage_rows(rows: Sequence[Row]) -> list[list[Any]]:
 
 
 COVERAGE_HEADERS = ["model", "configuration", "present", "missing", "expected by"]
+CHANCE_HEADERS = ["model", "metric", "chance", "base - chance", "worst pruned - chance", "at"]
+
+
+def chance_rows(chance: Sequence[Distance]) -> list[list[Any]]:
+    return [
+        [
+            f"{short_name(d.model)} [{d.tier}]",
+            d.metric,
+            f"{d.chance:g}",
+            fmt(d.base),
+            fmt(d.worst),
+            d.worst_at,
+        ]
+        for d in chance
+    ]
 
 
 def check_text(
@@ -90,6 +107,7 @@ def check_text(
     not_applicable: Sequence[str],
     coverage: Sequence[Row] = (),
     waivers: Sequence[tuple[str, str, str]] = (),
+    chance: Sequence[Distance] = (),
 ) -> str:
     """What `widthwise check` prints: the table, the counts, planned versus present, the waivers, what did
     not apply, and every failure's message."""
@@ -100,8 +118,16 @@ def check_text(
             "planned versus present:",
             tabulate(coverage_rows(coverage), COVERAGE_HEADERS, disable_numparse=True),
         ]
+    if chance:
+        lines += [
+            "",
+            "distance above chance:",
+            tabulate(chance_rows(chance), CHANCE_HEADERS, disable_numparse=True),
+        ]
     for cid, tier, why in waivers:
-        lines.append(f"waived: {cid} [{tier}]: {why}")
+        lines.append(
+            f"{cid} [{tier}]: {why}" if why.startswith("reported only") else f"waived: {cid} [{tier}]: {why}"
+        )
     if not_applicable:
         names = ", ".join(not_applicable)
         lines.append(
@@ -112,9 +138,20 @@ def check_text(
     return "\n".join(lines)
 
 
-def gaps_markdown(coverage: Sequence[Row] = (), waivers: Sequence[tuple[str, str, str]] = ()) -> str:
-    """Planned versus present and the waivers used, as markdown ('' when there is neither)."""
+def gaps_markdown(
+    coverage: Sequence[Row] = (),
+    waivers: Sequence[tuple[str, str, str]] = (),
+    chance: Sequence[Distance] = (),
+) -> str:
+    """Planned versus present, distance above chance and the waivers used, as markdown ('' when none)."""
     md = ""
+    if chance:
+        rows = [[_md_cell(c) for c in r] for r in chance_rows(chance)]
+        md += (
+            "\n**Distance above chance**\n\n"
+            + tabulate(rows, CHANCE_HEADERS, tablefmt="github", disable_numparse=True)
+            + "\n"
+        )
     if coverage:
         rows = [[_md_cell(c) for c in r] for r in coverage_rows(coverage)]
         table = tabulate(rows, COVERAGE_HEADERS, tablefmt="github", disable_numparse=True)
@@ -129,9 +166,10 @@ def check_markdown(
     not_applicable: Sequence[str],
     coverage: Sequence[Row] = (),
     waivers: Sequence[tuple[str, str, str]] = (),
+    chance: Sequence[Distance] = (),
 ) -> str:
     """The step summary of a check: the table, planned versus present, waivers, what did not apply."""
-    md = verdict_markdown(verdicts) + gaps_markdown(coverage, waivers)
+    md = verdict_markdown(verdicts) + gaps_markdown(coverage, waivers, chance)
     if not_applicable:
         md += f"\nNot applicable to these Results: {', '.join(not_applicable)}\n"
     return md
