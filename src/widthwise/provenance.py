@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import subprocess
+import sys
 from pathlib import Path
 
 import widthwise
@@ -32,11 +33,23 @@ def version(dist: str) -> str | None:
         return None
 
 
+def cpu_capability() -> str | None:
+    """torch's CPU kernel level (DEFAULT, AVX2, AVX512, ...): with torch's version it decides the fp32
+    summation order, so per-document scores reproduce only where both match. None when torch is not
+    loaded (the paper's transcription never loads it)."""
+    torch = sys.modules.get("torch")
+    try:
+        return str(torch.backends.cpu.get_cpu_capability()) if torch is not None else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def versions() -> dict[str, str | None]:
     return {
         "widthwise": widthwise.__version__,
         "widthwise_git_sha": git_sha(),
         "torch": version("torch"),
+        "torch_cpu_capability": cpu_capability(),
         "transformers": version("transformers"),
         "lm_eval": version("lm_eval"),
     }

@@ -81,3 +81,35 @@ def test_a_stored_baseline_without_a_fresh_result_is_missing(base, pruned):
     (gap,) = [v for v in verdicts if v.verdict == "missing"]
     assert gap.config == "pct 40 (1.60x)" and "no fresh Result" in gap.observed
     assert exit_code(verdicts) == 1
+
+
+@pytest.mark.parametrize(
+    "path, value, named",
+    [
+        (("torch_threads",), 2, "torch_threads 2 (fresh) vs 1 (stored)"),
+        (("versions", "torch"), "2.99.0+cpu", "torch 2.99.0+cpu (fresh)"),
+        (("versions", "transformers"), "9.0.0", "transformers 9.0.0 (fresh)"),
+        (("versions", "torch_cpu_capability"), "AVX512", "torch CPU capability AVX512 (fresh) vs AVX2"),
+    ],
+)
+def test_another_thread_count_library_or_cpu_kernel_level_is_refused_not_flaky(base, path, value, named):
+    stored = copy.deepcopy(base)
+    stored["provenance"]["torch_threads"] = 1
+    stored["provenance"]["versions"]["torch_cpu_capability"] = "AVX2"
+    fresh = copy.deepcopy(stored)
+    assert {v.verdict for v in compare(fresh, stored)} == {"holds"}
+    target = fresh["provenance"]
+    for k in path[:-1]:
+        target = target[k]
+    target[path[-1]] = value
+    with pytest.raises(WidthwiseError, match="ran in another environment") as e:
+        compare(fresh, stored)
+    assert named in str(e.value) and "widthwise baseline update" in str(e.value)
+
+
+def test_a_level_the_stored_baseline_never_recorded_is_not_compared(base):
+    stored = copy.deepcopy(base)
+    stored["provenance"]["versions"].pop("torch_cpu_capability", None)
+    fresh = copy.deepcopy(stored)
+    fresh["provenance"]["versions"]["torch_cpu_capability"] = "AVX512"
+    assert {v.verdict for v in compare(fresh, stored)} == {"holds"}

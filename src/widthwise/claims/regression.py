@@ -51,15 +51,52 @@ def _same(a: dict, b: dict, rel_tol: float) -> bool:
     return all(math.isclose(x[k], y[k], rel_tol=rel_tol, abs_tol=rel_tol) for k in x)
 
 
+# What decides the floating-point path: scores reproduce per document only where these match. A key
+# that one side did not record (older baselines have no CPU capability) is not compared.
+ENVIRONMENT = (
+    ("torch_threads", ("torch_threads",)),
+    ("torch", ("versions", "torch")),
+    ("torch CPU capability", ("versions", "torch_cpu_capability")),
+    ("transformers", ("versions", "transformers")),
+    ("lm_eval", ("versions", "lm_eval")),
+)
+
+
+def environment_mismatch(fresh: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
+    def get(r: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+        x: Any = r.get("provenance") or {}
+        for k in path:
+            x = x.get(k) if isinstance(x, dict) else None
+        return x
+
+    out = []
+    for name, path in ENVIRONMENT:
+        a, b = get(fresh, path), get(stored, path)
+        if a is not None and b is not None and a != b:
+            out.append(f"{name} {a} (fresh) vs {b} (stored)")
+    return out
+
+
 def compare(
     fresh: Mapping[str, Any], stored: Mapping[str, Any], *, max_changed: int = 0, rel_tol: float = 1e-4
 ) -> list[Verdict]:
-    """One verdict per task: how many documents changed their outcome since the baseline was stored."""
+    """One verdict per task: how many documents changed their outcome since the baseline was stored.
+
+    Refused (WidthwiseError) when the two were made under other settings, or under another thread count,
+    torch, transformers, lm-eval or CPU kernel level: documents would differ for that reason alone, and
+    a flaky red build teaches people to ignore the gate."""
     diff = settings_mismatch(fresh, stored)
     if diff:
         raise WidthwiseError(
             f"regression: {fresh['model']['name']} {_label(fresh)} was made under other settings than its "
             f"baseline: {'; '.join(diff)}"
+        )
+    env = environment_mismatch(fresh, stored)
+    if env:
+        raise WidthwiseError(
+            f"regression: {fresh['model']['name']} {_label(fresh)} ran in another environment than its "
+            f"baseline ({'; '.join(env)}); per-document scores reproduce only in the same one: run there, or "
+            "re-store the baseline with `widthwise baseline update` and say why"
         )
     verdicts = []
     for task in sorted(stored.get("samples") or {}):
