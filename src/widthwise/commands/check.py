@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 HELP = "Check the paper's claims (thresholds.toml) against Result files; exit 1 when one fails."
@@ -46,19 +47,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="regression: documents per task allowed to change outcome (default 0: CPU runs reproduce)",
     )
+    p.add_argument(
+        "--pass-rates",
+        action="store_true",
+        help="also estimate how often a faithful rerun would pass each claim, by redrawing the paper-tier "
+        "Results among RESULTS and --baselines (else baselines/paper) from their own standard errors",
+    )
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
     from widthwise import claims, report
+    from widthwise.errors import WidthwiseError
     from widthwise.plan import read_plans
     from widthwise.results import collect_results
 
     thresholds = args.thresholds or claims.default_thresholds()
+    results = collect_results(args.results)
+    beside = collect_results(args.baselines) if args.baselines else []
+    claim_list = claims.load_thresholds(thresholds)
     chk = claims.check(
-        collect_results(args.results),
-        claims.load_thresholds(thresholds),
-        beside=collect_results(args.baselines) if args.baselines else [],
+        results,
+        claim_list,
+        beside=beside,
         stored=collect_results([args.regression]) if args.regression is not None else None,
         plans=read_plans(args.results),
         max_changed=args.max_changed,
@@ -76,6 +87,18 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
     else:
         print(report.check_text(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance))
+    if args.pass_rates:
+        from widthwise.claims import passrate
+
+        paper = [r for r in results + beside if r["tier"] == "paper"]
+        if not paper and report.paper_baselines() is not None:
+            paper = collect_results([report.paper_baselines()])
+        if not paper:
+            raise WidthwiseError("--pass-rates needs the paper's Results (baselines/paper)")
+        rates, whole = passrate.pass_rates(claim_list, paper)
+        text = report.pass_rate_text(rates, whole, passrate.TARGET, passrate.RUNS)
+        print(text, file=sys.stderr if args.json else sys.stdout)
+        report.append_step_summary(f"```\n{text}\n```")
     report.append_step_summary(
         report.check_markdown(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance)
     )

@@ -88,6 +88,26 @@ COVERAGE_HEADERS = ["model", "configuration", "present", "missing", "expected by
 CHANCE_HEADERS = ["model", "metric", "chance", "base - chance", "worst pruned - chance", "at"]
 
 
+def pass_rate_text(rates: Sequence[Any], whole: float, target: float, runs: int) -> str:
+    """Expected pass rates (widthwise.claims.passrate): one line per rated claim, the gate's last."""
+    rows = [
+        [
+            r.claim,
+            f"{r.rate:.3f}" if r.rate is not None else "—",
+            ("" if r.noisy else "fixed: no standard error known")
+            if r.rate is not None
+            else "not rated (reported only, or not judged on these Results)",
+            "BELOW TARGET" if r.rate is not None and r.rate < target else "",
+        ]
+        for r in rates
+    ]
+    table = tabulate(rows, ["claim", "expected pass rate", "note", ""], disable_numparse=True)
+    return (
+        f"expected pass rates of a faithful rerun ({runs} redraws of the paper's Results from their own "
+        f"standard errors; target {target:.0%}):\n{table}\nwhole gate: {whole:.3f}"
+    )
+
+
 def chance_rows(chance: Sequence[Distance]) -> list[list[Any]]:
     return [
         [
