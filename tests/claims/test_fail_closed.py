@@ -325,6 +325,7 @@ def test_the_json_output_carries_coverage_and_waivers(gpu, capsys):
     assert {w["claim"] for w in data["waivers"] if w["why"].startswith("reported only")} == {
         "truthfulqa-mc2-non-inferior-2_4x",
         "musr-holds",
+        "mmlu-truthfulqa-correlation-3b",
     }
     assert len(data["coverage"]) == 2 * (13 + 6 * 19) + 4 * 7  # 1B and 3B (bench cells), 1B-Instruct
     assert all(row["present"] for row in data["coverage"])

@@ -21,21 +21,10 @@ def test_thresholds_and_pass_rates_match_the_reviewed_snapshot():
     )
 
 
-def test_the_snapshot_names_the_claims_a_faithful_rerun_would_often_fail():
-    """Pinned, not hidden: the claims under the 90% target are restated in a later change (issue 12
-    part 6); this list may only shrink."""
+def test_every_rated_claim_passes_a_faithful_rerun_at_least_nine_times_in_ten():
+    """Issue 12's rule: a claim a faithful rerun of the paper would fail more often than one time in ten is
+    restated, not kept (the whole gate's rate is printed by `check --pass-rates`, not bounded here)."""
     stored = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
-    below = {
-        cid
-        for cid, c in stored["claims"].items()
-        if c["expected_pass_rate"] is not None and c["expected_pass_rate"] < 0.9
-    }
-    assert below <= {
-        "arc-challenge-falls",
-        "arc-challenge-keeps-above-chance-at-10pct",
-        "ifeval-improves-2_4x",
-        "mmlu-truthfulqa-correlation-3b",
-        "energy-per-token-falls",
-        "energy-per-token-mmlu-b1-1b",
-        "ttlt-b1-rises",
-    }
+    rates = {cid: c["expected_pass_rate"] for cid, c in stored["claims"].items()}
+    assert {cid for cid, r in rates.items() if r is not None and r < 0.9} == set()
+    assert sum(r is not None for r in rates.values()) >= 15  # most claims are rated, not skipped

@@ -342,3 +342,11 @@ def test_bench_runs_compare_with_their_own_interleaved_base(paper):
         r["bench"] = None
     with pytest.raises(WidthwiseError, match="two Results give bench:avg/j_per_token"):
         evaluate(claims, results)
+
+
+def test_pooled_needs_two_models_and_a_boolean():
+    kw = dict(kind="improves", metric="ifeval/prompt_level_strict_acc", ratios=[2.4], margin=0.0)
+    with pytest.raises(WidthwiseError, match="pooled needs two or more models"):
+        one_claim(**kw, pooled=True)
+    with pytest.raises(WidthwiseError, match="pooled must be true or false"):
+        one_claim(**kw, pooled="yes", models=[B1, "meta-llama/Llama-3.2-3B"])

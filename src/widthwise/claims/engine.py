@@ -19,9 +19,11 @@ from typing import Any
 from widthwise.claims import coverage
 from widthwise.claims.chance import Distance, distances
 from widthwise.claims.evidence import applies_to_model, selected
+from widthwise.claims.kinds.pairwise import check_pooled
 from widthwise.claims.registry import KINDS
 from widthwise.claims.spec import MEASURED, Claim
 from widthwise.claims.verdict import WAIVABLE, Verdict, failing, reported, waived
+from widthwise.names import model_key
 from widthwise.plan import Plan
 from widthwise.points import Group, group_results
 
@@ -56,6 +58,18 @@ def required(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
 def judge(claims: Sequence[Claim], groups: Sequence[Group]) -> list[Verdict]:
     out: list[Verdict] = []
     for c in claims:
+        if c.pooled:  # one verdict per tier over all the claim's models (claims/kinds/pairwise.py)
+            mine = [g for g in groups if applicable(c, g)]
+            for tier in dict.fromkeys(g.tier for g in mine):
+                here = [g for g in mine if g.tier == tier]
+                # The paper's tables judge what they report: a pool whose models are not all there does
+                # not apply. A measured tier needs every one (check_pooled says which is missing).
+                if tier in MEASURED or all(
+                    any(applies_to_model(c, g.model) and model_key(g.model) == model_key(m) for g in here)
+                    for m in c.models
+                ):
+                    out.extend(required(c, check_pooled(c, here)))
+            continue
         for g in groups:
             if applicable(c, g):
                 out.extend(required(c, KINDS[c.kind].check(c, g)))

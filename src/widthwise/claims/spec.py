@@ -44,6 +44,7 @@ class Claim:
     exclude_degenerate: bool = False
     control: str | None = None  # beats_control: the ablation method compared against
     fraction: float | None = None  # keeps_above_chance: share of base - chance that must remain
+    pooled: bool = False  # pairwise: one verdict on the mean difference over the claim's models
     # Verdicts are shown, never gate: the claim cannot be told from chance (the report prints why).
     reported_only: str = ""
     # Measured tiers where this claim accepts a value that cannot be measured or paired (not measurable,

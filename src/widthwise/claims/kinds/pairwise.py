@@ -15,8 +15,9 @@ from widthwise.claims.evidence import base_and_pruned, paired_records, samples, 
 from widthwise.claims.metrics import MetricInfo, metric_info
 from widthwise.claims.registry import register_kind
 from widthwise.claims.verdict import MEASURED_TIERS as MEASURED
-from widthwise.claims.verdict import Verdict, bounded, confidence, fmt, skipped
+from widthwise.claims.verdict import Verdict, bounded, confidence, fmt, missing, skipped
 from widthwise.errors import WidthwiseError
+from widthwise.names import model_key, short_name
 from widthwise.points import Group
 
 
@@ -40,6 +41,12 @@ def side_of(kind: str, higher_is_better: bool) -> str:
 def _parse(cid: str, t: dict, kw: dict[str, Any]) -> None:
     if t["kind"] == "non_inferior" and "margin" not in t:
         raise WidthwiseError(f"claim {cid!r}: non_inferior needs a stated margin")
+    if "pooled" in t:
+        if not isinstance(t["pooled"], bool):
+            raise WidthwiseError(f"claim {cid!r}: pooled must be true or false")
+        if t["pooled"] and len(t.get("models", [])) < 2:
+            raise WidthwiseError(f"claim {cid!r}: pooled needs two or more models")
+        kw["pooled"] = t["pooled"]
     if "exclude_degenerate" in t:
         if not isinstance(t["exclude_degenerate"], bool):
             raise WidthwiseError(f"claim {cid!r}: exclude_degenerate must be true or false")
@@ -98,8 +105,45 @@ def unpaired_bound(info: MetricInfo, b: dict, p: dict, alpha: float, side: str) 
     return stats.Bound(pv - bv, pv - bv, side, "point estimate (no n or stderr)", None)
 
 
+def _threshold(claim: Any, side: str) -> tuple[float, str]:
+    if claim.kind == "drop":
+        return -claim.margin, "<"
+    if claim.kind == "improves":
+        return claim.margin, ">"
+    return (-claim.margin, ">=") if side == "lower" else (claim.margin, "<=")
+
+
+def bound_at(claim: Any, group: Group, pp: Any, side: str) -> tuple[stats.Bound, dict, dict] | Verdict:
+    """The bound on pruned - base at one configuration (paired where records allow), with the two
+    metric entries; or the verdict that says why there is none (missing, not measurable, skipped)."""
+    info = metric_info(claim.metric)
+    assert info is not None
+    cfg = pp.label
+    pair = base_and_pruned(claim, group, pp)
+    if isinstance(pair, Verdict):
+        return pair
+    b, bres, p, pres = pair
+    bd = paired_bound(claim, bres, pres, side, f"{claim.id}: {group.model} {cfg}")
+    if isinstance(bd, str):
+        return skipped(claim, group, cfg, bd.removeprefix("skip: "))
+    if bd is None and group.tier in MEASURED:
+        # A measured tier has every document: a comparison that cannot be paired is a gap, not a
+        # weaker test (the paper's tables, which have no documents, are bounded unpaired).
+        task = claim.metric.split("/", 1)[0]
+        why = f"unpaired: no per-document records of {task} scored by {claim.metric} on both sides"
+        return skipped(claim, group, cfg, why)
+    if bd is None:
+        bd = unpaired_bound(info, b, p, claim.alpha, side)
+    return bd, b, p
+
+
 @register_kind(
-    "drop", "improves", "non_inferior", keys={"margin", "exclude_degenerate"}, select=True, parse=_parse
+    "drop",
+    "improves",
+    "non_inferior",
+    keys={"margin", "exclude_degenerate", "pooled"},
+    select=True,
+    parse=_parse,
 )
 def check_pairwise(claim: Any, group: Group) -> list[Verdict]:
     """Pruned below (drop), above (improves) or not worse than base by more than margin (non_inferior)."""
@@ -107,32 +151,13 @@ def check_pairwise(claim: Any, group: Group) -> list[Verdict]:
     assert info is not None
     out = []
     side = side_of(claim.kind, info.higher_is_better)
+    thr, op = _threshold(claim, side)
     for pp in selected(claim, group):
-        cfg = pp.label
-        pair = base_and_pruned(claim, group, pp)
-        if isinstance(pair, Verdict):
-            out.append(pair)
+        got = bound_at(claim, group, pp, side)
+        if isinstance(got, Verdict):
+            out.append(got)
             continue
-        b, bres, p, pres = pair
-        bd = paired_bound(claim, bres, pres, side, f"{claim.id}: {group.model} {cfg}")
-        if isinstance(bd, str):
-            out.append(skipped(claim, group, cfg, bd.removeprefix("skip: ")))
-            continue
-        if bd is None and group.tier in MEASURED:
-            # A measured tier has every document: a comparison that cannot be paired is a gap, not a
-            # weaker test (the paper's tables, which have no documents, are bounded unpaired).
-            task = claim.metric.split("/", 1)[0]
-            why = f"unpaired: no per-document records of {task} scored by {claim.metric} on both sides"
-            out.append(skipped(claim, group, cfg, why))
-            continue
-        if bd is None:
-            bd = unpaired_bound(info, b, p, claim.alpha, side)
-        if claim.kind == "drop":
-            thr, op = -claim.margin, "<"
-        elif claim.kind == "improves":
-            thr, op = claim.margin, ">"
-        else:
-            thr, op = (-claim.margin, ">=") if side == "lower" else (claim.margin, "<=")
+        bd, b, p = got
         lower = bd.bound if side == "lower" else -math.inf
         upper = bd.bound if side == "upper" else math.inf
         ok = gate_pairwise(claim.kind, info.higher_is_better, lower, upper, claim.margin)
@@ -145,7 +170,7 @@ def check_pairwise(claim: Any, group: Group) -> list[Verdict]:
             bounded(
                 claim,
                 group,
-                cfg,
+                pp.label,
                 ok,
                 bd,
                 observed=f"{fmt(bd.delta)} ({pv:.4g} vs base {bv:.4g}{paired})",
@@ -155,3 +180,71 @@ def check_pairwise(claim: Any, group: Group) -> list[Verdict]:
             )
         )
     return out
+
+
+def check_pooled(claim: Any, groups: list[Group]) -> list[Verdict]:
+    """`pooled = true`: one verdict on the mean of pruned - base over the claim's models, each at its
+    selected configuration (one each). Its standard error combines the models' (independent models,
+    each paired per document where records allow), so two models that each gain a little can show
+    together what neither shows alone; a missing model is a missing verdict, never a smaller pool."""
+    info = metric_info(claim.metric)
+    assert info is not None
+    side = side_of(claim.kind, info.higher_is_better)
+    thr, op = _threshold(claim, side)
+    tier = groups[0].tier
+    pool = Group(tier, " + ".join(short_name(m) for m in claim.models), [])
+    by_key = {model_key(g.model): g for g in groups}
+    parts, labels, gaps = [], [], []
+    for m in claim.models:  # every model's gap is reported, not only the first one's
+        g = by_key.get(model_key(m))
+        pts = selected(claim, g) if g is not None else []
+        if len(pts) != 1:
+            what = (
+                "no configuration selected"
+                if not pts
+                else f"{len(pts)} configurations selected (pool needs one)"
+            )
+            gaps.append(missing(claim, pool, "pooled", f"{short_name(m)}: {what}"))
+            continue
+        got = bound_at(claim, g, pts[0], side)
+        if isinstance(got, Verdict):
+            gaps.append(got)
+            continue
+        bd, _b, _p = got
+        if bd.se is None:
+            gaps.append(
+                skipped(claim, pool, "pooled", f"{short_name(m)}: its bound has no standard error to pool")
+            )
+            continue
+        parts.append(bd)
+        labels.append(f"{short_name(m)} {pts[0].label}")
+    if gaps:
+        return gaps
+    k = len(parts)
+    delta = sum(bd.delta for bd in parts) / k
+    se = math.sqrt(sum(bd.se**2 for bd in parts)) / k  # type: ignore[operator]
+    z = stats.quantile(claim.alpha)
+    pooled = stats.Bound(
+        delta,
+        delta - z * se if side == "lower" else delta + z * se,
+        side,
+        f"mean of {k} models' differences, normal from their standard errors",
+        sum(bd.n or 0 for bd in parts) or None,
+        se=se,
+    )
+    lower = pooled.bound if side == "lower" else -math.inf
+    upper = pooled.bound if side == "upper" else math.inf
+    ok = gate_pairwise(claim.kind, info.higher_is_better, lower, upper, claim.margin)
+    each = ", ".join(f"{lab} {fmt(bd.delta)}" for lab, bd in zip(labels, parts, strict=True))
+    return [
+        bounded(
+            claim,
+            pool,
+            "pooled: " + "; ".join(labels),
+            ok,
+            pooled,
+            observed=f"mean {fmt(delta)} ({each})",
+            bound=f"{confidence(claim.alpha, side)} {fmt(pooled.bound)} {op} {fmt(thr)}",
+            threshold=thr,
+        )
+    ]
