@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -158,3 +159,21 @@ def test_claims_that_match_nothing_are_listed_not_dropped(tmp_path, capsys):
         }
         | other_tiers
     )
+
+
+def test_the_report_shows_chance_plan_waivers_and_pass_rates(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert (
+        main(["report", str(ROOT / "baselines" / "measured" / "cpu"), "--out", str(out), "--pass-rates"]) == 0
+    )
+    md = (out / "report.md").read_text()
+    for section in (
+        "**Distance above chance**",
+        "**Planned versus present**",
+        "**Waived, and reported only**",
+        "**Expected pass rates**",
+    ):
+        assert section in md
+    assert re.search(r"\| smollm2-135m-instruct \[cpu\] \| base \(2\.67x\)\s+\| 11/11\s+\|", md)
+    assert "musr-holds [paper]: reported only: MuSR cannot be told from chance" in md
+    assert "ifeval-improves-2_4x                       0.932" in md and "whole gate: 0.660" in md

@@ -20,6 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--thresholds", type=Path, help="claims file whose verdicts head the report")
     p.add_argument("--no-claims", action="store_true", help="leave the verdict table out")
+    p.add_argument(
+        "--pass-rates",
+        action="store_true",
+        help="add each claim's expected pass rate for a faithful rerun (redraws of the paper's Results)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         claim_list,
         paper=args.baselines,
         plans=read_plans(args.results),
+        pass_rates=args.pass_rates and claim_list is not None,
     )
     if rep.claims_error:
         # The report still shows the tables and plots; `widthwise check` is the gate that refuses.

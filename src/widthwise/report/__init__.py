@@ -58,6 +58,7 @@ def write_report(
     coverage: Sequence[Row] = (),
     waivers: Sequence[tuple[str, str, str]] = (),
     chance: Sequence[Distance] = (),
+    pass_rates: str | None = None,
 ) -> list[Path]:
     """report.md with the verdicts (planned versus present, waivers) and one metric table per (tier,
     model), plus PNGs under plots/."""
@@ -68,6 +69,8 @@ def write_report(
     if verdicts:
         md += [verdict_markdown(verdicts, "Claims"), ""]
         md += [gaps_markdown(coverage, waivers, chance), ""]
+    if pass_rates:
+        md += ["**Expected pass rates**", "", "```", pass_rates, "```", ""]
     md += ["## Results", ""]
     for g in groups:
         md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
@@ -116,6 +119,7 @@ def report(
     *,
     paper: Path | None = None,
     plans: Sequence[Plan] = (),
+    pass_rates: bool = False,
 ) -> Report:
     """The report stage: report.md and plots for `results`, the paper's own Results drawn beside them
     (`paper`, default baselines/paper, unless the Results hold the paper's already), and the verdicts of
@@ -134,7 +138,13 @@ def report(
         except WidthwiseError as e:
             error = str(e)
     used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
-    return Report(write_report(results, out, verdicts, rows, used, near), verdicts, error)
+    rates = None
+    if pass_rates and claims is not None and any(r["tier"] == "paper" for r in results):
+        from widthwise.claims import passrate
+
+        got, whole = passrate.pass_rates(claims, [r for r in results if r["tier"] == "paper"])
+        rates = pass_rate_text(got, whole, passrate.TARGET, passrate.RUNS)
+    return Report(write_report(results, out, verdicts, rows, used, near, rates), verdicts, error)
 
 
 def claims_section(report_md: Path) -> str:

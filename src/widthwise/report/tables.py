@@ -177,7 +177,9 @@ def gaps_markdown(
         table = tabulate(rows, COVERAGE_HEADERS, tablefmt="github", disable_numparse=True)
         md += f"\n**Planned versus present**\n\n{table}\n"
     if waivers:
-        md += "\n**Waived**\n\n" + "".join(f"- {_md_cell(c)} [{t}]: {_md_cell(w)}\n" for c, t, w in waivers)
+        md += "\n**Waived, and reported only**\n\n" + "".join(
+            f"- {_md_cell(c)} [{t}]: {_md_cell(w)}\n" for c, t, w in waivers
+        )
     return md
 
 
