@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from widthwise.claims.spec import TierRule
 from widthwise.claims.verdict import Verdict
 from widthwise.names import config_label, model_key
 from widthwise.plan import Plan, Planned
@@ -119,7 +120,7 @@ def _missing(tier: str, model: str, config: str, item: str, source: str) -> Verd
 
 
 def complete(
-    groups: list[Group], plans: Sequence[Plan], rules: Mapping[str, object], measured: Sequence[str]
+    groups: list[Group], plans: Sequence[Plan], rules: Mapping[str, TierRule], measured: Sequence[str]
 ) -> tuple[list[Row], list[Verdict]]:
     """Add every expected configuration that has no Result to its group as an empty Point (in place); return
     the planned-versus-present rows and a missing verdict for each absent item."""
@@ -131,8 +132,8 @@ def complete(
     for tier in measured:
         rule = rules.get(tier)
         present_models = {k[1] for k in keys if k[0] == tier}
-        if rule is not None and (present_models or any(k[0] == tier for k in plans_by)):
-            for m in getattr(rule, "models", ()):  # a required model with no Result and no plan at all
+        if rule is not None and present_models:  # checking this tier at all (Results or plans)
+            for m in rule.models:  # a required model with no Result and no plan at all
                 if (tier, model_key(m)) not in keys:
                     src = f"tiers.{tier} in thresholds.toml"
                     rows.append(Row(tier, m, "every configuration", "every task", False, src))
@@ -140,7 +141,10 @@ def complete(
     for key in sorted(keys):
         tier, mk = key
         plan = plans_by.get(key)
+        # The tier's rule, when it covers this model (a rule without models covers every one).
         rule = rules.get(tier)
+        if rule is not None and rule.models and not any(model_key(m) == mk for m in rule.models):
+            rule = None
         group = by_key.get(key)
         if group is None:
             group = Group(tier, plan.model if plan else mk, [])
@@ -150,16 +154,13 @@ def complete(
         if plan is not None:
             for c in plan.configs:
                 expect.setdefault(c, []).append(f"plan {plan.source}")
-        required = rule is not None and (
-            not getattr(rule, "models", ()) or any(model_key(m) == mk for m in rule.models)
-        )
-        if required:
-            for c in (Planned(None, 0.0), *(Planned("ppm", p) for p in rule.pcts)):  # type: ignore[union-attr]
+        if rule is not None:
+            for c in (Planned(None, 0.0), *(Planned("ppm", p) for p in rule.pcts)):
                 expect.setdefault(c, []).append(f"tiers.{tier} in thresholds.toml")
         if not expect:
             continue
         sizes = _sizes(group)
-        ran = set().union(*(_tasks_of(p) for p in group.points)) if group.points else set()
+        ran = set().union(*(_tasks_of(p) for p in group.points))
         for c, why in expect.items():
             source = "; ".join(why)
             point = next((p for p in group.points if _matches(p, c)), None)
@@ -171,7 +172,7 @@ def complete(
             if not c.is_base:
                 if plan is not None and plan.bench_cells:
                     items += [(f"bench {cell}", _has_bench(point, cell)) for cell in plan.bench_cells]
-                elif required and getattr(rule, "bench", False):
+                elif rule is not None and rule.bench:
                     items.append(("bench", _has_bench(point, None)))
             if not items:
                 items = [("any Result", bool(point.metrics))]

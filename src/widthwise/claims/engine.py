@@ -51,7 +51,7 @@ def required(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
         v = waived(v, why) if why and v.verdict in WAIVABLE else v
         # A reported-only claim is shown, whatever it found, and never turns the build red; a missing
         # value still does, because the report cannot show what is not there.
-        out.append(reported(v, claim.reported_only) if claim.reported_only and v.verdict != "missing" else v)
+        out.append(reported(v) if claim.reported_only and v.verdict != "missing" else v)
     return out
 
 
@@ -64,10 +64,7 @@ def judge(claims: Sequence[Claim], groups: Sequence[Group]) -> list[Verdict]:
                 here = [g for g in mine if g.tier == tier]
                 # The paper's tables judge what they report: a pool whose models are not all there does
                 # not apply. A measured tier needs every one (check_pooled says which is missing).
-                if tier in MEASURED or all(
-                    any(applies_to_model(c, g.model) and model_key(g.model) == model_key(m) for g in here)
-                    for m in c.models
-                ):
+                if tier in MEASURED or {model_key(g.model) for g in here} >= {model_key(m) for m in c.models}:
                     out.extend(required(c, check_pooled(c, here)))
             continue
         for g in groups:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from widthwise.claims.metrics import metric_info
 from widthwise.claims.verdict import Verdict, missing, not_measurable
 from widthwise.errors import WidthwiseError
 from widthwise.names import model_key
@@ -42,6 +43,20 @@ def value(point: Point | None, metric: str) -> tuple[dict | None, dict | None]:
     if point is None or metric not in point.metrics:
         return None, None
     return point.metrics[metric]
+
+
+def standard_error(metric: str, entry: Mapping[str, Any]) -> float | None:
+    """An aggregate's standard error: its stderr, else sqrt(p(1-p)/n) for a proportion or score with n,
+    else None (a perplexity or bench figure without one)."""
+    if entry.get("value") is None:
+        return None
+    if entry.get("stderr"):
+        return float(entry["stderr"])
+    info = metric_info(metric)
+    v, n = float(entry["value"]), entry.get("n")
+    if info is not None and info.type in ("proportion", "score") and n:
+        return math.sqrt(max(v * (1 - v), 0.0) / int(n))
+    return None
 
 
 def unmeasurable(*entries: Mapping[str, Any]) -> str | None:

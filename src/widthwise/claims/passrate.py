@@ -17,7 +17,6 @@ Simplifications, each making the estimate conservative or saying what it cannot 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from widthwise.claims.engine import evaluate
+from widthwise.claims.evidence import standard_error
 from widthwise.claims.metrics import metric_info
 from widthwise.claims.spec import Claim
 
@@ -40,25 +40,13 @@ class PassRate:
     noisy: bool  # False when every figure it reads had no standard error (held fixed)
 
 
-def _se(key: str, entry: Mapping[str, Any]) -> float | None:
-    if entry.get("value") is None:
-        return None
-    if entry.get("stderr"):
-        return float(entry["stderr"])
-    info = metric_info(key)
-    v, n = float(entry["value"]), entry.get("n")
-    if info is not None and info.type in ("proportion", "score") and n:
-        return math.sqrt(max(v * (1 - v), 0.0) / int(n))
-    return None
-
-
 def _redraw(results: Sequence[Mapping[str, Any]], rng: np.random.Generator) -> list[dict[str, Any]]:
     out = []
     for r in results:
         r2 = dict(r)
         metrics = {}
         for k, e in r["metrics"].items():
-            se = _se(k, e)
+            se = standard_error(k, e)
             if se is None:
                 metrics[k] = e
                 continue
@@ -81,7 +69,12 @@ def pass_rates(
     faithful = evaluate(rated, results)
     judged = {v.claim for v in faithful if v.verdict in ("holds", "fails")}
     noisy = {
-        c.id: any(_se(m, e) is not None for r in results for m, e in r["metrics"].items() if m in c.metrics)
+        c.id: any(
+            standard_error(m, e) is not None
+            for r in results
+            for m, e in r["metrics"].items()
+            if m in c.metrics
+        )
         for c in rated
     }
     rng = np.random.default_rng(seed)

@@ -102,9 +102,9 @@ def waived(v: Verdict, why: str) -> Verdict:
     return Verdict(**{**asdict(v), "verdict": "waived", "observed": f"waived ({why}); {v.observed}"})
 
 
-def reported(v: Verdict, why: str) -> Verdict:
-    """A reported-only claim's verdict: shown with what it found, never gating (why: it cannot be told
-    from chance)."""
+def reported(v: Verdict) -> Verdict:
+    """A reported-only claim's verdict: shown with what it found, never gating (the claim's reason is
+    listed once in the report, beside the waivers)."""
     return Verdict(**{**asdict(v), "verdict": "reported", "observed": f"{v.verdict}: {v.observed}"})
 
 

@@ -86,20 +86,14 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=1))
     else:
-        print(report.check_text(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance))
+        print(report.check_text(chk))
     if args.pass_rates:
-        from widthwise.claims import passrate
-
-        paper = [r for r in results + beside if r["tier"] == "paper"]
-        if not paper and report.paper_baselines() is not None:
-            paper = collect_results([report.paper_baselines()])
-        if not paper:
+        text = report.pass_rates_section(claim_list, results + beside)
+        if text is None and report.paper_baselines() is not None:
+            text = report.pass_rates_section(claim_list, collect_results([report.paper_baselines()]))
+        if text is None:
             raise WidthwiseError("--pass-rates needs the paper's Results (baselines/paper)")
-        rates, whole = passrate.pass_rates(claim_list, paper)
-        text = report.pass_rate_text(rates, whole, passrate.TARGET, passrate.RUNS)
         print(text, file=sys.stderr if args.json else sys.stdout)
         report.append_step_summary(f"```\n{text}\n```")
-    report.append_step_summary(
-        report.check_markdown(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance)
-    )
+    report.append_step_summary(report.check_markdown(chk))
     return chk.exit_code

@@ -95,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     chk, written = sweep.finish(args.out)
     print(f"wrote {written[0]} and {len(written) - 1} plots under {args.out / 'report' / 'plots'}")
-    print(report.check_text(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance))
-    report.append_step_summary(
-        report.check_markdown(chk.verdicts, chk.not_applicable, chk.coverage, chk.waivers, chk.chance)
-    )
+    print(report.check_text(chk))
+    report.append_step_summary(report.check_markdown(chk))
     return chk.exit_code

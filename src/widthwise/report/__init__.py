@@ -43,6 +43,7 @@ __all__ = [
     "metric_table",
     "paper_baselines",
     "pass_rate_text",
+    "pass_rates_section",
     "report",
     "summary_line",
     "verdict_markdown",
@@ -138,13 +139,20 @@ def report(
         except WidthwiseError as e:
             error = str(e)
     used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
-    rates = None
-    if pass_rates and claims is not None and any(r["tier"] == "paper" for r in results):
-        from widthwise.claims import passrate
-
-        got, whole = passrate.pass_rates(claims, [r for r in results if r["tier"] == "paper"])
-        rates = pass_rate_text(got, whole, passrate.TARGET, passrate.RUNS)
+    rates = pass_rates_section(claims, results) if (pass_rates and claims is not None) else None
     return Report(write_report(results, out, verdicts, rows, used, near, rates), verdicts, error)
+
+
+def pass_rates_section(claims: Sequence[Claim], results: Sequence[Mapping[str, Any]]) -> str | None:
+    """Each claim's expected pass rate, from redraws of the paper-tier Results among `results` (None when
+    there are none): printed by `check --pass-rates`, written into report.md by `report --pass-rates`."""
+    from widthwise.claims import passrate
+
+    paper = [r for r in results if r["tier"] == "paper"]
+    if not paper:
+        return None
+    rates, whole = passrate.pass_rates(claims, paper)
+    return pass_rate_text(rates, whole, passrate.TARGET, passrate.RUNS)
 
 
 def claims_section(report_md: Path) -> str:

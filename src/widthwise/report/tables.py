@@ -10,6 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from widthwise.claims.chance import Distance
+from widthwise.claims.check import Check
 from widthwise.claims.coverage import Row
 from widthwise.claims.metrics import metric_info
 from widthwise.claims.verdict import Verdict, failing, fmt
@@ -122,15 +123,10 @@ def chance_rows(chance: Sequence[Distance]) -> list[list[Any]]:
     ]
 
 
-def check_text(
-    verdicts: Sequence[Verdict],
-    not_applicable: Sequence[str],
-    coverage: Sequence[Row] = (),
-    waivers: Sequence[tuple[str, str, str]] = (),
-    chance: Sequence[Distance] = (),
-) -> str:
-    """What `widthwise check` prints: the table, the counts, planned versus present, the waivers, what did
-    not apply, and every failure's message."""
+def check_text(chk: Check) -> str:
+    """What `widthwise check` prints: the table, the counts, planned versus present, distance above chance,
+    the waivers, what did not apply, and every failure's message."""
+    verdicts, coverage, chance, waivers = chk.verdicts, chk.coverage, chk.chance, chk.waivers
     lines = [verdict_table(verdicts), "", summary_line(verdicts)]
     if coverage:
         lines += [
@@ -148,8 +144,8 @@ def check_text(
         lines.append(
             f"{cid} [{tier}]: {why}" if why.startswith("reported only") else f"waived: {cid} [{tier}]: {why}"
         )
-    if not_applicable:
-        names = ", ".join(not_applicable)
+    if chk.not_applicable:
+        names = ", ".join(chk.not_applicable)
         lines.append(
             f"not applicable to these Results (no matching tier or model, nothing planned that they select, "
             f"or, on the paper tier, no matching metric): {names}"
@@ -183,17 +179,11 @@ def gaps_markdown(
     return md
 
 
-def check_markdown(
-    verdicts: Sequence[Verdict],
-    not_applicable: Sequence[str],
-    coverage: Sequence[Row] = (),
-    waivers: Sequence[tuple[str, str, str]] = (),
-    chance: Sequence[Distance] = (),
-) -> str:
+def check_markdown(chk: Check) -> str:
     """The step summary of a check: the table, planned versus present, waivers, what did not apply."""
-    md = verdict_markdown(verdicts) + gaps_markdown(coverage, waivers, chance)
-    if not_applicable:
-        md += f"\nNot applicable to these Results: {', '.join(not_applicable)}\n"
+    md = verdict_markdown(chk.verdicts) + gaps_markdown(chk.coverage, chk.waivers, chk.chance)
+    if chk.not_applicable:
+        md += f"\nNot applicable to these Results: {', '.join(chk.not_applicable)}\n"
     return md
 
 

@@ -14,7 +14,14 @@ from typing import Any
 
 from widthwise import stats
 from widthwise.claims.chance import chance_of
-from widthwise.claims.evidence import base_and_pruned, paired_records, samples, scored_by, selected
+from widthwise.claims.evidence import (
+    base_and_pruned,
+    paired_records,
+    samples,
+    scored_by,
+    selected,
+    standard_error,
+)
 from widthwise.claims.registry import number, register_kind
 from widthwise.claims.verdict import MEASURED_TIERS, Verdict, bounded, confidence, fmt, skipped
 from widthwise.errors import WidthwiseError
@@ -33,13 +40,6 @@ def _parse(cid: str, t: dict, kw: dict[str, Any]) -> None:
         raise WidthwiseError(f"claim {cid!r}: {kw['metric']} has no chance level ({why})")
 
 
-def _se(e: dict) -> float | None:
-    if e.get("stderr"):
-        return float(e["stderr"])
-    v, n = float(e["value"]), e.get("n")
-    return math.sqrt(max(v * (1 - v), 0.0) / n) if n else None
-
-
 @register_kind("keeps_above_chance", keys={"fraction"}, select=True, parse=_parse)
 def check_keeps(claim: Any, group: Group) -> list[Verdict]:
     """Pruned keeps at least `fraction` of base's distance above chance at each selected configuration."""
@@ -54,6 +54,7 @@ def check_keeps(claim: Any, group: Group) -> list[Verdict]:
             out.append(pair)
             continue
         b, bres, p, pres = pair
+        bv, pv = float(b["value"]), float(p["value"])
         bs, ps = samples(bres, task), samples(pres, task)
         if bs and ps and scored_by(claim.metric, bres, pres):
             pairs = paired_records(bs, ps, f"{claim.id}: {group.model} {cfg}")
@@ -69,13 +70,11 @@ def check_keeps(claim: Any, group: Group) -> list[Verdict]:
             out.append(skipped(claim, group, cfg, why))
             continue
         else:
-            sb, sp = _se(b), _se(p)
+            sb, sp = standard_error(claim.metric, b), standard_error(claim.metric, p)
             if sb is None or sp is None:
                 out.append(skipped(claim, group, cfg, "no stderr or n on one side"))
                 continue
-            bv, pv = float(b["value"]), float(p["value"])
             bd = stats.normal_bound(pv, sp, f * bv + (1 - f) * chance, f * sb, claim.alpha, "lower")
-        bv, pv = float(b["value"]), float(p["value"])
         kept = (pv - chance) / (bv - chance) if bv != chance else math.nan
         out.append(
             bounded(
