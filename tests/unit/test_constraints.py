@@ -1,0 +1,69 @@
+"""constraints/cpu.txt pins the environment the CPU baselines were measured in.
+
+The regression gate refuses a fresh Result made under another torch, transformers or lm-eval than its
+stored baseline. Unpinned, a clean clone installs whatever was released last, and CI goes red for a
+reason no change in the repository made (transformers 5.25.0 did exactly that to 5.24.0 baselines).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCK = ROOT / "constraints" / "cpu.txt"
+STORED = ROOT / "baselines" / "measured" / "cpu"
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        assert sep, f"constraints/cpu.txt: {line!r} is not an exact pin"
+        pins[_name(name)] = version
+    return pins
+
+
+def test_every_dependency_is_pinned_exactly():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"].values()
+    wanted = project["dependencies"] + [r for extra in extras for r in extra]
+    missing = sorted({_name(r) for r in wanted} - set(_pins()))
+    assert not missing, f"constraints/cpu.txt does not pin {missing}"
+
+
+def test_pins_match_the_environment_of_every_stored_cpu_baseline():
+    pins = _pins()
+    results = sorted(STORED.glob("*.json"))
+    assert results, "no stored CPU baseline to compare the pins with"
+    for path in results:
+        recorded = json.loads(path.read_text())["provenance"]["versions"]
+        for package in ("torch", "transformers", "lm_eval"):
+            stored = recorded[package].split("+", 1)[0]
+            pinned = pins[_name(package)]
+            assert stored == pinned, (
+                f"{path.name} was measured with {package} {stored}, constraints/cpu.txt pins {pinned}: "
+                "move both together (re-store with `widthwise baseline update`)"
+            )
+
+
+def test_cpu_sessions_install_with_the_lock():
+    nox_file = (ROOT / "noxfile.py").read_text()
+    assert '"constraints" / "cpu.txt"' in nox_file
+    installs = re.findall(r"session\.install\(([^)]*)\)", nox_file)
+    # Every CPU install of the project or a linter carries the lock; the GPU session brings its own torch.
+    project_installs = [args for args in installs if '".[' in args or 'f".[' in args or "ruff" in args]
+    assert project_installs
+    for args in project_installs:
+        if '[test]"' in args and "CPU_CONSTRAINTS" not in args:
+            continue  # claims-gpu: the runner's CUDA torch, not the CPU pin
+        assert "CPU_CONSTRAINTS" in args, f"session.install({args}) installs without constraints/cpu.txt"
