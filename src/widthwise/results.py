@@ -4,7 +4,7 @@ A Result is one (model, pruning configuration, suite) measured once by one stage
 so that any stage can run on another machine and `check` can merge shards:
 
     {
-      "schema":     "widthwise.result/2",
+      "schema":     "widthwise.result/3",
       "stage":      "eval" | "bench" | "paper"       which stage wrote it (paper: transcribed, not measured)
       "tier":       "paper" | "cpu" | "gpu"          which claims apply (thresholds.toml `tiers`)
       "model":      {"name", "weights_sha256", "hidden_size", "intermediate_size", "num_layers", "params"}
@@ -42,7 +42,8 @@ from typing import Any
 
 from widthwise.errors import WidthwiseError
 
-SCHEMA = "widthwise.result/2"
+SCHEMA = "widthwise.result/3"
+SCHEMA_V2 = "widthwise.result/2"  # before provenance had scoring and profile
 SCHEMA_V1 = "widthwise.result/1"
 STAGES = ("eval", "bench", "paper")
 TIERS = ("paper", "cpu", "gpu")
@@ -70,6 +71,9 @@ PROVENANCE_KEYS = {
     "sample_ids": "the document ids evaluated per task",
     "cache_key": "the result-cache key this Result is stored under",
     "seconds": "the stage's wall time, seconds",
+    "scoring": "how log-likelihoods were computed (evaluation/hflm.SCORING: prefix or plain)",
+    "profile": "where the time went: per task {kind, requests, seconds, tokens, head_positions} and the "
+    "machine's attainable fp32 GEMM rate at the eval's thread count (evaluation/profile.py)",
     "reference": "for transcribed Results: the paper, its data and what is known to be wrong in it",
 }
 
@@ -216,13 +220,24 @@ def _upgrade_v1(old: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _upgrade_v2(old: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 2 had no scoring path or profile: those Results were scored by lm-eval's plain HFLM path
+    (or vLLM) and timed only as a whole, so both keys are null (not known), never guessed."""
+    prov = dict(old.get("provenance") or {})
+    prov.setdefault("scoring", None)
+    prov.setdefault("profile", None)
+    return {**old, "schema": SCHEMA, "provenance": prov}
+
+
 def upgrade(result: Any, where: str = "Result") -> dict[str, Any]:
     """A Result in the current schema; an older one is converted (a copy), a current one returned as is."""
     if isinstance(result, dict) and result.get("schema") == SCHEMA_V1:
         for k in ("model", "pruning", "expansion_ratio", "settings", "metrics", "provenance"):
             if k not in result:
                 raise WidthwiseError(f"{where}: missing field(s) {k}")
-        return _upgrade_v1(result)
+        return _upgrade_v2(_upgrade_v1(result))
+    if isinstance(result, dict) and result.get("schema") == SCHEMA_V2:
+        return _upgrade_v2(result)
     return result
 
 
@@ -232,7 +247,8 @@ def validate(result: Any, where: str = "Result") -> dict[str, Any]:
         raise WidthwiseError(f"{where}: not a JSON object")
     if result.get("schema") != SCHEMA:
         raise WidthwiseError(
-            f"{where}: schema is {result.get('schema')!r}, expected {SCHEMA!r} (or {SCHEMA_V1!r})"
+            f"{where}: schema is {result.get('schema')!r}, expected {SCHEMA!r} "
+            f"(or {SCHEMA_V2!r}, {SCHEMA_V1!r})"
         )
     missing = [k for k in REQUIRED if k not in result]
     if missing:

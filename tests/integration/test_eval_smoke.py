@@ -57,7 +57,7 @@ def widthwise(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess
 def _run_all(out: Path) -> dict:
     runs = {}
     for name, extra in [
-        ("A", ["--refresh"]),
+        ("A", ["--refresh", "--profile"]),
         ("B", ["--refresh"]),
         ("C", []),
         ("P", ["--tasks", "piqa", "--pct", "40", "--refresh"]),
@@ -188,6 +188,18 @@ def test_provenance_and_settings(result, default_model):
     assert s["tasks"]["mmlu"]["shots"] == 5 and s["tasks"]["gsm8k"]["shots"] == 5
     assert s["tasks"]["gsm8k"]["fewshot_as_multiturn"] is True
     assert s["tasks"]["ifeval"]["generation_kwargs"]["max_gen_toks"] > 0
+
+
+def test_the_profile_says_where_the_time_went(runs, result):
+    p = result["provenance"]
+    assert p["scoring"] == "prefix" and p["profile"]["gemm"]["gflops"] > 0
+    tasks = p["profile"]["tasks"]
+    families = {f for f in FAMILIES if any(t == f or t.startswith(f"{f}_") for t in tasks)}
+    assert families == FAMILIES
+    assert all(t["requests"] > 0 and t["seconds"] > 0 and t["tokens"] > 0 for t in tasks.values())
+    assert {t["kind"] for t in tasks.values()} == {"loglikelihood", "generate_until"}
+    out = runs["A"]["stdout"]
+    assert "attainable fp32 GEMM 1024^3" in out and "| total" in out and "tokens/s" in out
 
 
 def test_cpu_runs_are_deterministic(runs):

@@ -61,9 +61,22 @@ def test_launch_command_runs_the_worker_on_every_rank(tmp_path):
     worker = cmd[cmd.index("widthwise.evaluation.dataparallel") :]
     assert worker[1:] == [
         str(tmp_path / "m"),
-        *("--suite", "paper", "--dtype", "bfloat16", "--out", str(tmp_path / "o.json")),
+        *(
+            "--suite",
+            "paper",
+            "--dtype",
+            "bfloat16",
+            "--scoring",
+            "prefix",
+            "--out",
+            str(tmp_path / "o.json"),
+        ),
         *("--tasks", "mmlu,ifeval"),
     ]
+    plain = backends.launch_command(
+        tmp_path / "m", "paper", None, dtype="bfloat16", out=tmp_path / "o.json", nproc=4, scoring="plain"
+    )
+    assert plain[plain.index("--scoring") + 1] == "plain"
 
 
 def test_backend_is_a_comparison_setting_and_old_evaluations_read_as_hf(tmp_path):

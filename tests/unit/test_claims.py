@@ -350,3 +350,19 @@ def test_pooled_needs_two_models_and_a_boolean():
         one_claim(**kw, pooled=True)
     with pytest.raises(WidthwiseError, match="pooled must be true or false"):
         one_claim(**kw, pooled="yes", models=[B1, "meta-llama/Llama-3.2-3B"])
+
+
+def test_schema_2_results_read_with_scoring_and_profile_unknown_not_guessed():
+    import json
+
+    from widthwise.results import SCHEMA, load
+
+    path = PAPER.parent / "measured" / "cpu" / "smollm2-135m-instruct_base_cpu.json"
+    # what 411b5d8 wrote (into result caches, say): schema 2, no scoring or profile in provenance
+    v2 = load(json.loads(path.read_text()), str(path))
+    v2["schema"] = "widthwise.result/2"
+    for k in ("scoring", "profile"):
+        del v2["provenance"][k]
+    r = load(json.loads(json.dumps(v2)), "schema 2")
+    assert r["schema"] == SCHEMA and r["provenance"]["scoring"] is None and r["provenance"]["profile"] is None
+    assert r["samples"] == v2["samples"] and r["settings"] == v2["settings"]

@@ -42,6 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="model dtype (default auto: the checkpoint's own, float32 for the default model)",
     )
     p.add_argument("--threads", type=int, help="torch CPU threads (default 1, or WIDTHWISE_THREADS)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print where the time went: per task requests, tokens, seconds and tokens/s beside the "
+        "machine's attainable fp32 GEMM rate",
+    )
     p.add_argument("--verbose", action="store_true", help="show lm-eval's own logging")
 
 
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         backend=args.backend,
         devices=args.devices,
+        scoring=args.scoring,
     )
     set_threads(args.threads)
     loaded = load_model(args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code, device=device)
@@ -93,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     if "ifeval/degenerate_share" in result["metrics"]:
         for key in ("ifeval/prompt_level_strict_acc_nondegenerate", "ifeval/degenerate_share"):
             print(f"  {key:45s} {_fmt(result['metrics'][key])}")
+    if args.profile:
+        from widthwise.evaluation.profile import table
+
+        print(table(result))
     if args.out is not None:
         print(f"wrote {args.out}")
     elif not outcome.cached and outcome.cache_file.exists():

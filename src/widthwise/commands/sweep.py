@@ -77,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
     )
     bench_config = bench.parse_config(shlex.split(bench_words)) if args.bench else None
     configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
-    request = {"bench": args.bench, "method": args.method, "backend": args.backend, "devices": n_devices}
+    request = {
+        "bench": args.bench,
+        "method": args.method,
+        "backend": args.backend,
+        "devices": n_devices,
+        "scoring": args.scoring,
+    }
     sweep.run(
         args.model,
         sweep.shard(configs, which),
@@ -85,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         suite=args.suite,
         bench=bench_config,
         jobs=jobs,
-        eval_kw={"device": dev, "backend": args.backend, "devices": n_devices},
+        eval_kw={"device": dev, "backend": args.backend, "devices": n_devices, "scoring": args.scoring},
         request=request,
         planned=configs,
         shard_label=f"{which[0]}/{which[1]}" if which is not None else None,

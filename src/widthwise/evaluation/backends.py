@@ -31,6 +31,13 @@ BACKENDS = {
     "vllm": "lm-eval's VLLM on a saved folder; N devices: vLLM data parallel replicas (CUDA only)",
 }
 DEFAULT_BACKEND = "hf"
+# How HFLM computes log-likelihoods (widthwise.evaluation.hflm); both give lm-eval's numbers up to float
+# summation order, so this is provenance and a cache-key input, not a comparison setting.
+SCORING = {
+    "prefix": "each shared context run once (prefix KV cache), logits only at scored positions",
+    "plain": "lm-eval's HFLM._loglikelihood_tokens unchanged (batched, logits at every position)",
+}
+DEFAULT_SCORING = "prefix"
 
 
 def add_arguments(p: Any, *, devices_default: str) -> None:
@@ -42,6 +49,13 @@ def add_arguments(p: Any, *, devices_default: str) -> None:
         choices=list(BACKENDS),
         help="lm-eval backend: hf (transformers, default) or vllm (CUDA, needs vllm installed); recorded "
         "in each Result",
+    )
+    p.add_argument(
+        "--scoring",
+        default=DEFAULT_SCORING,
+        choices=list(SCORING),
+        help="how the hf backend scores log-likelihoods: prefix (default: each shared context once, "
+        "logits only where scored) or plain (lm-eval's own path, the reference); recorded in each Result",
     )
     p.add_argument(
         "--devices",
@@ -140,6 +154,7 @@ def launch_command(
     out: Path,
     nproc: int,
     allow_hub: bool = False,
+    scoring: str = DEFAULT_SCORING,
 ) -> list[str]:
     """torchrun rather than `accelerate launch`: torch is always installed, and accelerate's Accelerator
     takes RANK/WORLD_SIZE/LOCAL_RANK from either launcher the same way."""
@@ -156,6 +171,8 @@ def launch_command(
         suite,
         "--dtype",
         dtype,
+        "--scoring",
+        scoring,
         "--out",
         str(out),
     ]
@@ -175,11 +192,14 @@ def run_data_parallel(
     nproc: int,
     workdir: Path,
     allow_hub: bool = False,
+    scoring: str = DEFAULT_SCORING,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run the dataparallel worker on NPROC ranks and return rank 0's metrics, headline and samples."""
     out = workdir / "parts.json"
-    cmd = launch_command(folder, suite, tasks, dtype=dtype, out=out, nproc=nproc, allow_hub=allow_hub)
+    cmd = launch_command(
+        folder, suite, tasks, dtype=dtype, out=out, nproc=nproc, allow_hub=allow_hub, scoring=scoring
+    )
     proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     if proc.returncode != 0 or not out.exists():
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", required=True)
     p.add_argument("--tasks")
     p.add_argument("--dtype", required=True)
+    p.add_argument("--scoring", default="prefix")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--allow-hub", action="store_true")
     args = p.parse_args(argv)
@@ -33,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     inputs = check_inputs(args.suite, tasks=tasks, allow_hub=args.allow_hub)
     suite = inputs.suite
 
-    from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
+    from widthwise.evaluation.hflm import WidthwiseHFLM
     from widthwise.evaluation.loading import load_tasks
     from widthwise.evaluation.runner import quiet, run_lm_eval
     from widthwise.evaluation.scoring import to_result_parts
@@ -44,12 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     with quiet(False):
         task_items, tm = load_tasks(suite, inputs.sources)
         tokenizer = AutoTokenizer.from_pretrained(args.folder)
-        lm = HFLM(
+        lm = WidthwiseHFLM(
             pretrained=str(args.folder),
             tokenizer=tokenizer,
             batch_size=suite.batch_size,
             dtype=args.dtype,
             device="cuda" if torch.cuda.is_available() else "cpu",
+            scoring=args.scoring,
         )
         lm_out = run_lm_eval(lm, suite, task_items, tm, tokenizer)
     # lm-eval returns results on its rank 0 only. On CPU it does not shard (it counts GPUs), so every

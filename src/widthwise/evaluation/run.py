@@ -19,6 +19,7 @@ from typing import Any
 from widthwise import data
 from widthwise.errors import WidthwiseError
 from widthwise.evaluation import backends
+from widthwise.evaluation import profile as profiling
 from widthwise.evaluation.cache import cache_key, cache_path, data_checksums
 from widthwise.evaluation.loading import LoadedTask, Source, builtin_name, load_tasks, plan_sources
 from widthwise.evaluation.runner import quiet, run_lm_eval
@@ -40,6 +41,7 @@ class Inputs:
     device: str
     backend: str
     devices: int
+    scoring: str
 
 
 @dataclass
@@ -69,16 +71,19 @@ def check_inputs(
     device: str = "cpu",
     backend: str = backends.DEFAULT_BACKEND,
     devices: int | str = 1,
+    scoring: str = backends.DEFAULT_SCORING,
 ) -> Inputs:
     """Refuse, before any model is loaded, what cannot run: an unknown suite or task, missing data, an
     impossible backend. Also switches the hub libraries offline unless hub access is allowed."""
     the_suite = suite if isinstance(suite, Suite) else get_suite(suite, tasks)
     n = backends.resolve_devices(backend, devices, device)
+    if scoring not in backends.SCORING:
+        raise WidthwiseError(f"unknown scoring {scoring!r}; choose from {', '.join(backends.SCORING)}")
     allow_hub = allow_hub or data.hub_allowed()
     data.setup_environment(allow_hub)  # offline switches first: they must precede any hub library import
     sources = plan_sources(the_suite, allow_hub)  # may fetch the data folder
     data.setup_environment(allow_hub)  # again, so that NLTK_DATA points at a folder fetched just now
-    return Inputs(the_suite, tasks, sources, allow_hub, device, backend, n)
+    return Inputs(the_suite, tasks, sources, allow_hub, device, backend, n, scoring)
 
 
 def evaluate(
@@ -90,6 +95,7 @@ def evaluate(
     allow_hub: bool = False,
     backend: str = backends.DEFAULT_BACKEND,
     devices: int | str = 1,
+    scoring: str = backends.DEFAULT_SCORING,
     refresh: bool = False,
     use_cache: bool = True,
     verbose: bool = False,
@@ -109,7 +115,13 @@ def evaluate(
         inputs = suite
     else:
         inputs = check_inputs(
-            suite, tasks=tasks, allow_hub=allow_hub, device=device, backend=backend, devices=devices
+            suite,
+            tasks=tasks,
+            allow_hub=allow_hub,
+            device=device,
+            backend=backend,
+            devices=devices,
+            scoring=scoring,
         )
     s = inputs.suite
     weights = weights_sha256(m) if pruning is not None else model.weights_sha256
@@ -118,7 +130,14 @@ def evaluate(
         task_items, tm = load_tasks(s, inputs.sources)
     settings = build_settings(s, task_items, inputs.sources, model.tokenizer, dtype, inputs.backend)
     checksums = data_checksums(inputs.sources)
-    runtime = {"device": device, "threads": torch.get_num_threads(), "devices": inputs.devices}
+    # vLLM scores its own way: the scoring path applies to HFLM only.
+    scoring_used = inputs.scoring if inputs.backend == "hf" else None
+    runtime = {
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "devices": inputs.devices,
+        "scoring": scoring_used,
+    }
     key = cache_key(weights, settings, checksums, runtime)
     cfile = cache_path(key)
     if use_cache and not refresh and cfile.exists():
@@ -151,6 +170,7 @@ def evaluate(
                 it.spec.name: {builtin_name(k): v for k, v in sorted(it.ids.items())} for it in task_items
             },
             "cache_key": key,
+            "scoring": scoring_used,
         },
     )
     t_run = time.perf_counter()
@@ -159,13 +179,16 @@ def evaluate(
             model, pruning, inputs, task_items, tm, dtype, verbose
         )
     else:
-        from lm_eval.models.huggingface import HFLM
+        from widthwise.evaluation import hflm
 
+        probe = profiling.gemm_probe(torch.get_num_threads()) if device == "cpu" else None
         with quiet(verbose):
-            lm = HFLM(pretrained=m, tokenizer=model.tokenizer, batch_size=s.batch_size, device=device)
+            lm = hflm.make(m, model.tokenizer, batch_size=s.batch_size, device=device, scoring=inputs.scoring)
             lm_out = run_lm_eval(lm, s, task_items, tm, model.tokenizer)
         assert lm_out is not None  # one process is always rank 0
         metrics, headline, samples = to_result_parts(task_items, lm_out)
+        costs = {builtin_name(task): cost for task, cost in hflm.profile_of(lm).items()}
+        result["provenance"]["profile"] = profiling.build(costs, probe, m)
     for task, why in s.substitutes.items():
         metrics[f"{task}/{family(task)['headline']}"] = {
             "value": None,
@@ -204,6 +227,7 @@ def _evaluate_from_folder(
                 folder,
                 inputs.suite.name,
                 inputs.tasks,
+                scoring=inputs.scoring,
                 dtype=dtype,
                 nproc=inputs.devices,
                 workdir=Path(tmp),

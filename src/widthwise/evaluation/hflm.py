@@ -1,0 +1,329 @@
+"""widthwise's lm-eval model: lm-eval's HFLM that scores a shared context once and times every task.
+
+Registered the lm-eval way (`@register_model("widthwise-hf")`), so it is also `--model widthwise-hf` to
+lm-eval itself. Two scoring paths for log-likelihood requests:
+
+  prefix  (default) requests sorted so that those sharing a context are neighbours; each is run at batch
+          1 on top of a KV cache of the longest prefix it shares with the one before, and the LM head and
+          log-softmax run only where a continuation token is scored. A multiple-choice document pays for
+          its context once, not once per choice; the 49k-vocabulary head is about a fifth of SmolLM2's
+          FLOPs and lm-eval computes it at every position.
+  plain   lm-eval's own HFLM._loglikelihood_tokens, unchanged (the reference the prefix path is tested
+          against: log-likelihoods within 1e-4 and the same greedy flags per request).
+
+Both give the numbers lm-eval would up to float summation order, so the scoring path is provenance and a
+cache-key input, like the thread count, not a comparison setting. Generation is lm-eval's own (batched
+by the suite's batch size, grouped by generation kwargs).
+
+Every request type is run task by task (Instance.task_name), so `profile` holds each task's requests,
+wall seconds and the tokens the model actually ran. Generation batches are unchanged by the split
+whenever tasks' generation kwargs differ (lm-eval batches by them); log-likelihood batches of the plain
+path are formed within a task rather than across tasks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from tqdm import tqdm
+
+from widthwise.errors import WidthwiseError
+from widthwise.evaluation.backends import DEFAULT_SCORING, SCORING
+
+
+@dataclass
+class TaskProfile:
+    """What one task cost: requests answered, wall seconds, tokens the model ran (padding included, as
+    it is computed) and positions where the LM head ran."""
+
+    kind: str
+    requests: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    head_positions: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@register_model("widthwise-hf")
+class WidthwiseHFLM(HFLM):
+    def __init__(self, *args: Any, scoring: str = DEFAULT_SCORING, **kwargs: Any) -> None:
+        if scoring not in SCORING:
+            raise WidthwiseError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORING)}")
+        super().__init__(*args, **kwargs)
+        self.scoring = scoring
+        self.profile: dict[str, TaskProfile] = {}
+        self._current: TaskProfile | None = None
+        params = inspect.signature(self.model.forward).parameters
+        self._takes_logits_to_keep = "logits_to_keep" in params
+        # transformers renamed past_key_values to cache (the old name warns, and goes in 5.40)
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    # -- per-task dispatch and timing ------------------------------------------------------------------
+
+    def _per_task(self, kind: str, requests: list[Any], run: Callable[[list[Any]], list[Any]]) -> list[Any]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[str(r.task_name)].append(i)
+        out: list[Any] = [None] * len(requests)
+        try:
+            for task, idx in groups.items():
+                prof = self.profile.setdefault(task, TaskProfile(kind))
+                self._current = prof
+                t0 = time.perf_counter()
+                res = run([requests[i] for i in idx])
+                prof.seconds += time.perf_counter() - t0
+                prof.requests += len(idx)
+                for i, r in zip(idx, res, strict=True):
+                    out[i] = r
+        finally:
+            self._current = None
+        return out
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        return self._per_task(
+            "loglikelihood", requests, lambda rs: super(WidthwiseHFLM, self).loglikelihood(rs, disable_tqdm)
+        )
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        return self._per_task(
+            "loglikelihood_rolling",
+            requests,
+            lambda rs: super(WidthwiseHFLM, self).loglikelihood_rolling(rs, disable_tqdm),
+        )
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        return self._per_task(
+            "generate_until", requests, lambda rs: super(WidthwiseHFLM, self).generate_until(rs, disable_tqdm)
+        )
+
+    def _count(self, tokens: int, head_positions: int) -> None:
+        if self._current is not None:
+            self._current.tokens += tokens
+            self._current.head_positions += head_positions
+
+    # -- the model calls lm-eval makes, counted -------------------------------------------------------
+
+    def _model_call(self, inps: torch.Tensor, attn_mask: Any = None, labels: Any = None) -> torch.Tensor:
+        self._count(inps.numel(), inps.numel())
+        return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **kw: Any) -> Any:
+        out = super()._model_generate(context, max_length, stop, **kw)
+        # Every row runs every decoding step, finished or not; the head runs once per step and row.
+        steps = out.shape[1] - context.shape[1]
+        self._count(context.numel() + steps * context.shape[0], (steps + 1) * context.shape[0])
+        return out
+
+    # -- log-likelihood scoring ------------------------------------------------------------------------
+
+    def _loglikelihood_tokens(
+        self,
+        requests: list[tuple[tuple[str, str] | None, list[int], list[int]]],
+        disable_tqdm: bool = False,
+        override_bs: int | None = None,
+    ) -> list[tuple[float, bool]]:
+        if self.scoring == "plain" or self.backend != "causal" or not self._prefix_safe(requests):
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        return self._prefix_scores(requests, disable_tqdm)
+
+    def _prefix_safe(self, requests: list[tuple[Any, list[int], list[int]]]) -> bool:
+        """A sliding-window mask counts cache slots, and the prefix path's padding shifts those against
+        positions; where a row (plus at most as much padding) could reach the window, score plainly."""
+        cfg = self.model.config
+        window = getattr(cfg, "sliding_window", None)
+        if not window or getattr(cfg, "use_sliding_window", True) is False:
+            return True
+        longest = max((len(ctx) + len(cont) for _, ctx, cont in requests), default=0)
+        return 2 * min(longest, self.max_length + 1) < window
+
+    def _prefix_scores(
+        self, requests: list[tuple[Any, list[int], list[int]]], disable_tqdm: bool
+    ) -> list[tuple[float, bool]]:
+        """Requests sorted by tokens and cut into groups that share a prefix (a multiple-choice document's
+        choices), the groups batched a few at a time. Per batch, three levels, each run once:
+
+          header  the prefix every group of the batch shares (a few-shot primer), on top of what the
+                  previous batch's header shares with it (one row, kept between batches)
+          middle  each group's own rest of its prefix (a document's context), one row per group
+          suffix  each member's remaining tokens (its continuation), one row per member; the LM head
+                  runs only on the positions some member scores
+
+        Rows are right-padded. The middle level's padding sits between a row's context and its
+        continuation, so the attention mask hides it and position ids skip it."""
+        from transformers import DynamicCache
+
+        # The window lm-eval scores: context + continuation, truncated from the left, last token dropped;
+        # the logits from position first[i] on predict the continuation.
+        inputs = [(ctx + cont)[-(self.max_length + 1) :][:-1] for _, ctx, cont in requests]
+        first = [len(inp) - len(cont) for inp, (_, _, cont) in zip(inputs, requests, strict=True)]
+        order = sorted(range(len(requests)), key=lambda i: tuple(inputs[i]))
+        max_groups = self.batch_size if isinstance(self.batch_size, int) else 8
+        res: list[tuple[float, bool] | None] = [None] * len(requests)
+        header: Any = DynamicCache()
+        cached: list[int] = []
+        pbar = tqdm(
+            total=len(requests),
+            disable=(disable_tqdm or self.rank != 0),
+            desc="Running loglikelihood requests (prefix cache)",
+        )
+        with torch.inference_mode():
+            for batch in _batches(_groups(order, inputs, first), max_groups, MAX_ROWS):
+                prefixes = [inputs[members[0]][:p] for members, p in batch]
+                h = min(_common_prefix(prefixes[0], q) for q in prefixes)
+                keep = _common_prefix(cached, prefixes[0][:h])
+                if keep == 0:
+                    header = DynamicCache()  # an emptied layer keeps its batch size; start afresh
+                elif header.get_seq_length() > keep:
+                    header.crop(keep - header.get_seq_length())  # a negative count removes that many
+                if h > keep:
+                    self._run([prefixes[0][keep:h]], header, [[1] * h], [keep], 1)
+                cached = prefixes[0][:h]
+                rows = [(i, inputs[i][p:], requests[i][2]) for members, p in batch for i in members]
+                for i, answer in self._score_batch(batch, prefixes, h, rows, header):
+                    res[i] = answer
+                    if requests[i][0] is not None:
+                        # loglikelihood_rolling passes None and caches per document itself
+                        self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+                pbar.update(len(rows))
+        pbar.close()
+        assert all(r is not None for r in res)
+        return res  # type: ignore[return-value]
+
+    def _score_batch(
+        self,
+        batch: list[tuple[list[int], int]],
+        prefixes: list[list[int]],
+        h: int,
+        rows: list[tuple[int, list[int], list[int]]],
+        header: Any,
+    ) -> list[tuple[int, tuple[float, bool]]]:
+        """The middle and suffix levels of one batch on a copy of the header cache."""
+        import copy
+
+        from transformers import DynamicCache
+
+        cache = copy.deepcopy(header) if h else DynamicCache()
+        cache.batch_repeat_interleave(len(batch))
+        middles = [q[h:] for q in prefixes]
+        width_m = max(map(len, middles))
+        if width_m:
+            mask = [[1] * (h + len(m)) + [0] * (width_m - len(m)) for m in middles]
+            self._run(middles, cache, mask, [h] * len(batch), 1)
+        owner = [g for g, (members, _) in enumerate(batch) for _ in members]
+        if len(rows) != len(batch) or owner != list(range(len(batch))):
+            cache.batch_select_indices(torch.tensor(owner, device=self.device))
+        suffixes = [r for _, r, _ in rows]
+        width_s = max(map(len, suffixes))
+        # Only the positions some member scores reach the LM head: a row's last len(cont) positions.
+        need = width_s - min(len(r) - len(c) for _, r, c in rows)
+        masks = [
+            [1] * batch[g][1] + [0] * (width_m - len(middles[g])) + [1] * len(r) + [0] * (width_s - len(r))
+            for g, r in zip(owner, suffixes, strict=True)
+        ]
+        logits = self._run(suffixes, cache, masks, [batch[g][1] for g in owner], need)
+        out = []
+        for row, (i, r, cont) in enumerate(rows):
+            end = need - (width_s - len(r))  # the row's last real position, counted in the kept positions
+            logp = F.log_softmax(
+                logits[row, end - len(cont) : end], dim=-1, dtype=self.softmax_dtype or torch.float32
+            )
+            target = torch.tensor(cont, dtype=torch.long, device=logp.device)
+            out.append(
+                (i, (float(logp.gather(1, target[:, None]).sum()), bool((logp.argmax(-1) == target).all())))
+            )
+        return out
+
+    def _run(
+        self, rows: list[list[int]], cache: Any, mask: list[list[int]], starts: list[int], keep_last: int
+    ) -> torch.Tensor:
+        """Right-padded rows on top of `cache`: `mask` covers cache and rows (0 hides a padded position),
+        a row's position ids count on from `starts`; the logits of the last `keep_last` positions."""
+        width = max(map(len, rows))
+        pad = self.tokenizer.pad_token_id or 0
+        x = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=self.device)
+        positions = torch.tensor([[s + j for j in range(width)] for s in starts], device=self.device)
+        kwargs: dict[str, Any] = {
+            self._cache_arg: cache,
+            "use_cache": True,
+            "attention_mask": torch.tensor(mask, dtype=torch.long, device=self.device),
+            "position_ids": positions,
+        }
+        if self._takes_logits_to_keep:
+            kwargs["logits_to_keep"] = keep_last
+        logits = self.model(input_ids=x, **kwargs).logits[:, -keep_last:]
+        self._count(x.numel(), keep_last * len(rows) if self._takes_logits_to_keep else x.numel())
+        return logits
+
+
+MAX_ROWS = 64  # continuations scored in one suffix batch (TruthfulQA-MC2 documents have up to 13 choices)
+
+
+def _groups(order: list[int], inputs: list[list[int]], first: list[int]) -> list[tuple[list[int], int]]:
+    """Neighbours in token order that share most of a prefix, as (members, shared prefix length).
+
+    A request joins the open group when it shares at least half of the group's prefix, so a document's
+    choices group together and the next document, which shares only a few-shot header, starts a new
+    group (the header is shared at the batch level). A prefix stops before the first scored position."""
+    out: list[tuple[list[int], int]] = []
+    for i in order:
+        if out:
+            members, p = out[-1]
+            shared = min(p, first[i], _common_prefix(inputs[members[0]], inputs[i]))
+            if shared > 0 and 2 * shared >= p and len(members) < MAX_ROWS:
+                members.append(i)
+                out[-1] = (members, shared)
+                continue
+        out.append(([i], first[i]))
+    return out
+
+
+def _batches(
+    groups: list[tuple[list[int], int]], max_groups: int, max_rows: int
+) -> list[list[tuple[list[int], int]]]:
+    """Consecutive groups, at most max_groups of them and max_rows members together."""
+    out: list[list[tuple[list[int], int]]] = []
+    rows = 0
+    for g in groups:
+        # A group with no prefix (a one-token context) rides alone: its middle row would be all padding,
+        # a query with nothing to attend to.
+        alone = g[1] == 0 or (out and out[-1][-1][1] == 0)
+        if not out or alone or len(out[-1]) >= max_groups or rows + len(g[0]) > max_rows:
+            out.append([])
+            rows = 0
+        out[-1].append(g)
+        rows += len(g[0])
+    return out
+
+
+def make(model: Any, tokenizer: Any, *, batch_size: int, device: str, scoring: str) -> WidthwiseHFLM:
+    """The in-process model for one evaluation: HFLM over an in-memory (pruned) model."""
+    return WidthwiseHFLM(
+        pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, scoring=scoring
+    )
+
+
+def profile_of(lm: Any) -> dict[str, dict[str, Any]]:
+    """Each task's cost as recorded by a WidthwiseHFLM; empty for a model that does not record one."""
+    return {task: p.as_dict() for task, p in sorted(getattr(lm, "profile", {}).items())}

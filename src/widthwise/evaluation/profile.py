@@ -1,0 +1,98 @@
+"""Where an evaluation's time goes: each task's requests, tokens and seconds beside what the machine can do.
+
+    gemm_probe(threads)        the attainable fp32 matmul rate: a 1024^3 GEMM at the eval's thread count
+    build(tasks, probe, model) the provenance "profile" entry of one evaluation
+    table(result)              `widthwise eval --profile`: task, kind, requests, tokens, seconds, tokens/s,
+                               and the model FLOP rate each task reached as a share of the probe
+
+Model FLOPs are counted as 2 x (non-embedding parameters x tokens run + LM-head parameters x positions
+where the head ran): attention over the context is left out, which on these short prompts is a few
+percent, so the share is a floor, not an exact utilisation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+GEMM_N = 1024
+
+
+def gemm_probe(threads: int, n: int = GEMM_N, repeats: int = 5) -> dict[str, Any]:
+    """The best of `repeats` n^3 fp32 GEMMs after one warm-up, as GFLOP/s (best, because the question is
+    what the machine can attain; a shared machine only ever makes it slower)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(old)
+    return {"n": n, "dtype": "float32", "threads": threads, "gflops": round(2 * n**3 / best / 1e9, 1)}
+
+
+def model_flop_counts(model: Any) -> dict[str, int]:
+    """Parameters a token runs through in the body, and in the LM head (tied or not, it is a matmul)."""
+    head = model.get_output_embeddings()
+    embed = model.get_input_embeddings()
+    head_params = head.weight.numel() if head is not None else 0
+    seen = {id(embed.weight)} | ({id(head.weight)} if head is not None else set())
+    body = sum(p.numel() for p in model.parameters() if id(p) not in seen)
+    return {"body_params": body, "head_params": head_params}
+
+
+def build(tasks: Mapping[str, Mapping[str, Any]], probe: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    return {"tasks": dict(tasks), "gemm": dict(probe), **model_flop_counts(model)}
+
+
+def rows(profile: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per task and a total; `share` is the model FLOP rate over the probe's rate."""
+    gflops = (profile.get("gemm") or {}).get("gflops")
+    body, head = profile.get("body_params") or 0, profile.get("head_params") or 0
+    out = []
+    items = sorted((profile.get("tasks") or {}).items())
+    total = {"kind": "", "requests": 0, "tokens": 0, "head_positions": 0, "seconds": 0.0}
+    for name, t in [*items, ("total", total)]:
+        if name != "total":
+            for k in ("requests", "tokens", "head_positions", "seconds"):
+                total[k] += t.get(k) or 0
+        secs = t.get("seconds") or 0.0
+        flops = 2 * (body * (t.get("tokens") or 0) + head * (t.get("head_positions") or 0))
+        rate = flops / secs / 1e9 if secs > 0 else None
+        out.append(
+            {
+                "task": name,
+                "kind": t.get("kind", ""),
+                "requests": t.get("requests"),
+                "tokens": t.get("tokens"),
+                "seconds": round(secs, 1),
+                "tokens/s": round((t.get("tokens") or 0) / secs, 1) if secs > 0 else None,
+                "model GFLOP/s": round(rate, 1) if rate is not None else None,
+                "of GEMM": f"{rate / gflops:.0%}" if rate is not None and gflops else None,
+            }
+        )
+    return out
+
+
+def table(result: Mapping[str, Any]) -> str:
+    """The profile of one Result as a text table, or the reason there is none."""
+    from tabulate import tabulate
+
+    prov = result.get("provenance") or {}
+    profile = prov.get("profile")
+    if not profile:
+        return "no profile: this Result was made before widthwise recorded one, or by a backend that does not"
+    gemm = profile.get("gemm") or {}
+    head = (
+        f"scoring {prov.get('scoring')}, {prov.get('threads')} thread(s); attainable fp32 GEMM "
+        f"{gemm.get('n')}^3 at {gemm.get('threads')} thread(s): {gemm.get('gflops')} GFLOP/s"
+    )
+    return head + "\n" + tabulate(rows(profile), headers="keys", tablefmt="github")
