@@ -113,3 +113,36 @@ def test_a_level_the_stored_baseline_never_recorded_is_not_compared(base):
     fresh = copy.deepcopy(stored)
     fresh["provenance"]["versions"]["torch_cpu_capability"] = "AVX512"
     assert {v.verdict for v in compare(fresh, stored)} == {"holds"}
+
+
+def _with_choices(result, task="mmlu"):
+    """Records that keep every choice's log-likelihood (schema 3), gold first by construction."""
+    r = copy.deepcopy(result)
+    for i, rec in enumerate(r["samples"][task]):
+        lls = [-10.0 - i, -12.0 - i, -13.0, -14.0]
+        rec["choices"] = {"ll": lls, "greedy": [False] * 4, "chars": [10] * 4, "gold": 0}
+    return r
+
+
+def test_an_outcome_flip_on_a_near_tie_is_float_noise_only_when_every_choice_agrees(base):
+    stored = _with_choices(base)
+    fresh = copy.deepcopy(stored)
+    rec = fresh["samples"]["mmlu"][0]
+    rec["correct"] = not rec["correct"]
+    rec["metrics"]["acc"] = 1.0 - rec["metrics"]["acc"]
+    rec["score"] = rec["metrics"]["acc"]
+    rec["choices"]["ll"][1] *= 1 + 1e-6  # the tie fell the other way: every log-likelihood agrees
+    (mmlu,) = [v for v in compare(fresh, stored) if v.metric.startswith("mmlu/")]
+    assert mmlu.verdict == "holds"
+    rec["choices"]["ll"][1] += 0.01  # a real change of one choice's score
+    (mmlu,) = [v for v in compare(fresh, stored) if v.metric.startswith("mmlu/")]
+    assert mmlu.verdict == "fails" and f"doc_ids {rec['doc_id']}" in mmlu.observed
+
+
+def test_a_flip_against_a_baseline_without_choices_is_still_a_change(base):
+    fresh = _with_choices(base)  # fresh keeps choices, the stored (schema 2) record does not
+    rec = fresh["samples"]["mmlu"][0]
+    rec["correct"] = not rec["correct"]
+    (mmlu,) = [v for v in compare(fresh, base) if v.metric.startswith("mmlu/")]
+    assert mmlu.verdict == "fails"
+    assert {v.verdict for v in compare(_with_choices(base), base)} == {"holds"}

@@ -68,8 +68,54 @@ def _stat(values: list[float], why_empty: str) -> dict[str, Any]:
 BINARY = {"acc", "acc_norm", "exact_match", "prompt_level_strict_acc"}
 
 
-def sample_records(spec: TaskSpec, leaf: str, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per document: ids and hashes for pairing, every per-sample metric, correct/score."""
+# Per-document continuous scores kept for multiple-choice tasks (paired evidence that an accuracy flag,
+# which moves only when the argmax does, cannot give at a few hundred documents).
+CONTINUOUS = {
+    "gold_logprob": "the gold choice's log-likelihood, normalised as the task's accuracy metric is "
+    "(per character of the choice for acc_norm)",
+    "margin": "gold_logprob minus the best wrong choice's (positive exactly when the document is correct)",
+}
+
+
+def choice_record(task: Any, spec: TaskSpec, s: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Every choice's log-likelihood and greedy flag, its length in characters, and the gold index: what
+    lm-eval's multiple-choice scoring decided from. None for other output types."""
+    if getattr(task, "OUTPUT_TYPE", None) != "multiple_choice":
+        return None
+    choices = list(task.doc_to_choice(s["doc"]))
+    resps = [
+        r[0] if isinstance(r, (list, tuple)) and r and isinstance(r[0], (list, tuple)) else r
+        for r in s["filtered_resps"]
+    ]
+    lls = [float(r[0]) for r in resps]
+    greedy = [bool(r[1]) for r in resps]
+    if len(lls) != len(choices):  # acc_mutual_info doubles the requests; widthwise runs no such task
+        raise WidthwiseError(f"{spec.name}: {len(lls)} log-likelihoods for {len(choices)} choices")
+    gold = s.get("target")
+    if isinstance(gold, str):
+        gold = choices.index(gold) if gold in choices else None
+    return {"ll": lls, "greedy": greedy, "chars": [len(c) for c in choices], "gold": gold}
+
+
+def continuous_scores(spec: TaskSpec, choices: Mapping[str, Any]) -> dict[str, float] | None:
+    """gold_logprob and margin for a single-gold document, normalised as the task's headline accuracy."""
+    if spec.name == "truthfulqa_mc2":  # several true answers; its mc2 score is already continuous
+        return None
+    gold = choices.get("gold")
+    lls, chars = choices["ll"], choices["chars"]
+    if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(lls) or len(lls) < 2:
+        return None
+    norm = spec.headline.split(",")[0] == "acc_norm"
+    x = [ll / max(c, 1) if norm else ll for ll, c in zip(lls, chars, strict=True)]
+    wrong = max(v for j, v in enumerate(x) if j != gold)
+    return {"gold_logprob": x[gold], "margin": x[gold] - wrong}
+
+
+def sample_records(
+    spec: TaskSpec, leaf: str, logged: list[dict[str, Any]], task: Any = None
+) -> list[dict[str, Any]]:
+    """One record per document: ids and hashes for pairing, every per-sample metric, correct/score, and
+    for multiple-choice tasks every choice's log-likelihood and the continuous scores."""
     by_doc: dict[int, dict[str, Any]] = {}
     docs: dict[int, Any] = {}
     for s in logged:
@@ -88,6 +134,12 @@ def sample_records(spec: TaskSpec, leaf: str, logged: list[dict[str, Any]]) -> l
             }
             if spec.kind == "generate":
                 rec["response"] = s["filtered_resps"][0] if spec.name == "ifeval" else s["resps"][0][0]
+            choices = choice_record(task, spec, s) if task is not None else None
+            if choices is not None:
+                rec["choices"] = choices
+                scores = continuous_scores(spec, choices)
+                if scores is not None:
+                    rec.update(scores)
         filt = s["filter"]
         for m in s["metrics"]:
             rec["metrics"][m if filt == "none" else f"{m},{filt}"] = s[m]
@@ -159,7 +211,7 @@ def to_result_parts(loaded: list[LoadedTask], lm_out: Mapping[str, Any]) -> tupl
         counts = {leaf: lm_out["n-samples"][leaf]["effective"] for leaf in item.leaves}
         records: list[dict[str, Any]] = []
         for leaf in sorted(item.leaves):
-            records += sample_records(spec, leaf, lm_out["samples"][leaf])
+            records += sample_records(spec, leaf, lm_out["samples"][leaf], item.leaves[leaf])
             if len(item.leaves) > 1:  # MMLU subjects, under their built-in names
                 for k, e in metric_entries(lm_out["results"][leaf], leaf, counts[leaf]).items():
                     metrics[f"{builtin_name(leaf)}/{k}"] = e
@@ -171,6 +223,10 @@ def to_result_parts(loaded: list[LoadedTask], lm_out: Mapping[str, Any]) -> tupl
                 metrics[f"ifeval/{k}"]["n"] = n_inst
             for k, e in ifeval_extras(records).items():
                 metrics[f"ifeval/{k}"] = e
+        for name in CONTINUOUS:
+            values = [r[name] for r in records if name in r]
+            if values:
+                metrics[f"{spec.name}/{name}"] = _stat(values, "no single-gold multiple-choice records")
         key = f"{spec.name}/{spec.headline}"
         if key not in metrics:
             raise WidthwiseError(f"lm-eval produced no {spec.headline!r} for {spec.name}")
