@@ -170,6 +170,29 @@ def paired_bootstrap_bound(
     )
 
 
+def paired_t_bound(base: Sequence[float], pruned: Sequence[float], alpha: float, side: str) -> Bound:
+    """Student t bound on the mean paired difference of per-document continuous scores (df = n - 1)."""
+    _check_side(side)
+    a, p = np.asarray(base, dtype=float), np.asarray(pruned, dtype=float)
+    if a.shape != p.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError("paired vectors must have equal length of at least 2")
+    diff = p - a
+    n = int(diff.size)
+    se = float(diff.std(ddof=1) / math.sqrt(n))
+    t = float(st.t.ppf(1.0 - alpha, n - 1))
+    d = float(diff.mean())
+    return Bound(
+        d,
+        d - t * se if side == "lower" else d + t * se,
+        side,
+        f"paired t over {n} documents (df {n - 1})",
+        n,
+        p_value=float(st.t.sf(abs(d) / se, n - 1)) if se > 0 else None,
+        se=se,
+        means=(float(a.mean()), float(p.mean())),
+    )
+
+
 def quantile(alpha: float, df: int | None = None) -> float:
     """One-sided critical value: Student t with df degrees of freedom when the runs are few, else normal."""
     return float(st.t.ppf(1.0 - alpha, df)) if df else _z(alpha)

@@ -17,7 +17,8 @@ from importlib import resources
 
 @dataclass(frozen=True)
 class MetricInfo:
-    type: str  # proportion | score (mean of [0, 1] scores) | perplexity | energy | throughput | latency
+    # proportion | score (mean of [0, 1] scores) | logprob (nats) | perplexity | energy | throughput | latency
+    type: str
     higher_is_better: bool
 
     @property
@@ -52,6 +53,14 @@ EVAL["truthfulqa_mc2/acc"] = MetricInfo("score", True)
 for _k in ("wikitext/word_perplexity", "wikitext/byte_perplexity", "wikitext/bits_per_byte"):
     EVAL[_k] = MetricInfo("perplexity", False)
 EVAL["lambada_openai/perplexity"] = MetricInfo("perplexity", False)
+# Per-document continuous scores of the multiple-choice tasks (evaluation/scoring.CONTINUOUS), in nats
+# (per character where the headline is acc_norm): the mean gold log-likelihood and the margin over the best
+# wrong choice. The score_shift kind pairs them per document.
+CONTINUOUS_TASKS = ("mmlu", "arc_challenge", "hellaswag", "boolq", "piqa", "winogrande", "truthfulqa_mc1")
+CONTINUOUS_SCORES = ("gold_logprob", "margin")
+for _t in CONTINUOUS_TASKS:
+    for _s in CONTINUOUS_SCORES:
+        EVAL[f"{_t}/{_s}"] = MetricInfo("logprob", True)
 
 # What one bench window yields (bench/timing.py), and the paper's TTLT (whole generate() wall time).
 BENCH_FIGURES: dict[str, MetricInfo] = {

@@ -45,6 +45,7 @@ class Claim:
     control: str | None = None  # beats_control: the ablation method compared against
     fraction: float | None = None  # keeps_above_chance: share of base - chance that must remain
     pooled: bool = False  # pairwise: one verdict on the mean difference over the claim's models
+    direction: str | None = None  # score_shift: falls | holds | rises
     # Verdicts are shown, never gate: the claim cannot be told from chance (the report prints why).
     reported_only: str = ""
     # Measured tiers where this claim accepts a value that cannot be measured or paired (not measurable,
