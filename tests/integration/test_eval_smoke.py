@@ -194,8 +194,7 @@ def test_the_profile_says_where_the_time_went(runs, result):
     p = result["provenance"]
     assert p["scoring"] == "prefix" and p["profile"]["gemm"]["gflops"] > 0
     tasks = p["profile"]["tasks"]
-    families = {f for f in FAMILIES if any(t == f or t.startswith(f"{f}_") for t in tasks)}
-    assert families == FAMILIES
+    assert set(tasks) == FAMILIES  # MMLU's subjects summed into one row
     assert all(t["requests"] > 0 and t["seconds"] > 0 and t["tokens"] > 0 for t in tasks.values())
     assert {t["kind"] for t in tasks.values()} == {"loglikelihood", "generate_until"}
     out = runs["A"]["stdout"]

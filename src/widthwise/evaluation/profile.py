@@ -1,6 +1,7 @@
 """Where an evaluation's time goes: each task's requests, tokens and seconds beside what the machine can do.
 
     gemm_probe(threads)        the attainable fp32 matmul rate: a 1024^3 GEMM at the eval's thread count
+    by_family(costs, family_of) lm-eval's per-task costs summed per suite family
     build(tasks, probe, model) the provenance "profile" entry of one evaluation
     table(result)              `widthwise eval --profile`: task, kind, requests, tokens, seconds, tokens/s,
                                and the model FLOP rate each task reached as a share of the probe
@@ -47,6 +48,22 @@ def model_flop_counts(model: Any) -> dict[str, int]:
     seen = {id(embed.weight)} | ({id(head.weight)} if head is not None else set())
     body = sum(p.numel() for p in model.parameters() if id(p) not in seen)
     return {"body_params": body, "head_params": head_params}
+
+
+def by_family(costs: Mapping[str, Mapping[str, Any]], family_of: Mapping[str, str]) -> dict[str, Any]:
+    """lm-eval's task costs summed per suite family (MMLU's 57 subjects are one row); a task the suite
+    does not know keeps its own name."""
+    out: dict[str, dict[str, Any]] = {}
+    for task, c in costs.items():
+        f = out.setdefault(family_of.get(task, task), {"kind": c["kind"], **dict.fromkeys(SUMMED, 0)})
+        for k in SUMMED:
+            f[k] += c[k]
+    for f in out.values():
+        f["seconds"] = round(f["seconds"], 3)
+    return dict(sorted(out.items()))
+
+
+SUMMED = ("requests", "seconds", "tokens", "head_positions")
 
 
 def build(tasks: Mapping[str, Mapping[str, Any]], probe: Mapping[str, Any], model: Any) -> dict[str, Any]:

@@ -187,7 +187,8 @@ def evaluate(
             lm_out = run_lm_eval(lm, s, task_items, tm, model.tokenizer)
         assert lm_out is not None  # one process is always rank 0
         metrics, headline, samples = to_result_parts(task_items, lm_out)
-        costs = {builtin_name(task): cost for task, cost in hflm.profile_of(lm).items()}
+        family_of = {leaf: it.spec.name for it in task_items for leaf in it.leaves}
+        costs = profiling.by_family(hflm.profile_of(lm), family_of)
         result["provenance"]["profile"] = profiling.build(costs, probe, m)
     for task, why in s.substitutes.items():
         metrics[f"{task}/{family(task)['headline']}"] = {
