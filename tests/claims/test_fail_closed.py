@@ -329,3 +329,65 @@ def test_the_json_output_carries_coverage_and_waivers(gpu, capsys):
     }
     assert len(data["coverage"]) == 2 * (13 + 6 * 19) + 4 * 7  # 1B and 3B (bench cells), 1B-Instruct
     assert all(row["present"] for row in data["coverage"])
+
+
+# ---- the pull-request path (nox -s claims-pr): base, PPM and both controls at 40% ------------------------
+
+PR_CONFIGS = [(None, 0.0), ("ppm", 40.0), ("random", 40.0), ("ppm-reverse", 40.0)]
+
+
+def _pr_run(folder: Path, results: list[dict]) -> Path:
+    """The four Results the pull-request path measures, with the plan its sweep writes."""
+    picked = [copy.deepcopy(_at(results, m, p or None)) for m, p in PR_CONFIGS]
+    _write(folder, picked)
+    write_plan(
+        folder,
+        plan_dict(
+            tier="cpu",
+            suite="cpu",
+            model="smollm2-135m-instruct",
+            tasks=sorted(picked[0]["samples"]),
+            configs=PR_CONFIGS,
+            bench=None,
+            shard=None,
+            shard_configs=[],
+        ),
+    )
+    return folder
+
+
+def test_the_pull_request_path_passes_on_the_stored_results(cpu, capsys):
+    folder, results = cpu
+    args = ("--thresholds", THRESHOLDS, "--regression", CPU, "--regression-planned")
+    code, text = _check(capsys, _pr_run(folder, results), *args)
+    assert code == 0, text
+    assert "regression: 4 of 14 stored baselines are planned by this run" in text
+    assert "cpu-ppm-beats-random-lambada" in text and "cpu-ppm-beats-reverse-lambada" in text
+    # without --regression-planned the ten unplanned baselines are missing, as for a lost shard
+    code, text = _check(capsys, folder, "--thresholds", THRESHOLDS, "--regression", CPU)
+    assert code == 1 and "MISSING" in text
+
+
+def test_a_pruner_no_better_than_random_fails_the_pull_request_path(cpu, capsys):
+    # The mutant: PPM's selection replaced by random's. Its "ppm 40%" model is the random control's, so
+    # its Result is random-40's numbers under PPM's name.
+    folder, results = cpu
+    mutant = copy.deepcopy(_at(results, "random", 40.0))
+    mutant["pruning"] = copy.deepcopy(_at(results, "ppm", 40.0)["pruning"])
+    results = [
+        r for r in results if not ((r["pruning"] or {}).get("method") == "ppm" and r["pruning"]["pct"] == 40)
+    ]
+    results.append(mutant)
+    args = ("--thresholds", THRESHOLDS, "--regression", CPU, "--regression-planned")
+    code, text = _check(capsys, _pr_run(folder, results), *args)
+    assert code == 1
+    assert "cpu-ppm-beats-random-lambada FAILS" in text
+    assert re.search(r"regression FAILS: smollm2-135m-instruct at pct 40 \(1\.60x\)", text), text
+
+
+def test_the_planned_subset_needs_a_plan(cpu, capsys):
+    folder, results = cpu
+    _write(folder, [copy.deepcopy(_at(results, m, p or None)) for m, p in PR_CONFIGS])
+    args = ("--thresholds", THRESHOLDS, "--regression", CPU, "--regression-planned")
+    code, text = _check(capsys, folder, *args)
+    assert code == 2 and "no plan" in text

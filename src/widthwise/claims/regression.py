@@ -190,6 +190,24 @@ def check(
     return verdicts
 
 
+def planned_baselines(stored: Sequence[Mapping[str, Any]], plans: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """The stored baselines whose model and configuration some plan names (a subset run, such as the pull
+    request path's three configurations): the rest are not this run's to re-measure. Refused without a
+    plan, which is what says what the run set out to cover, so a lost shard is still missing."""
+    from widthwise.names import canonical_method, model_key
+
+    if not plans:
+        raise WidthwiseError("regression limited to the planned configurations, but the Results have no plan")
+    wanted = {(p.tier, model_key(p.model), c.method, round(c.pct, 6)) for p in plans for c in p.configs}
+
+    def key(s: Mapping[str, Any]) -> tuple:
+        pr = s.get("pruning")
+        pct = round(float(pr["pct"]), 6) if pr and pr.get("pct") is not None else 0.0
+        return (s["tier"], model_key(s["model"]["name"]), canonical_method(pr["method"]) if pr else None, pct)
+
+    return [s for s in stored if key(s) in wanted]
+
+
 def _missing(stored: Mapping[str, Any]) -> Verdict:
     return Verdict(
         claim="regression",

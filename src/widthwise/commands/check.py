@@ -42,6 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(same model, configuration, suite and settings)",
     )
     p.add_argument(
+        "--regression-planned",
+        action="store_true",
+        help="regression: compare only the stored baselines of configurations the Results' plans name (a "
+        "subset run such as the pull-request path); every planned one must still be present",
+    )
+    p.add_argument(
         "--max-changed",
         type=int,
         default=0,
@@ -66,12 +72,25 @@ def run(args: argparse.Namespace) -> int:
     results = collect_results(args.results)
     beside = collect_results(args.baselines) if args.baselines else []
     claim_list = claims.load_thresholds(thresholds)
+    plans = read_plans(args.results)
+    stored = collect_results([args.regression]) if args.regression is not None else None
+    if args.regression_planned:
+        from widthwise.claims.regression import planned_baselines
+
+        if stored is None:
+            raise WidthwiseError("--regression-planned needs --regression DIR")
+        everything = len(stored)
+        stored = planned_baselines(stored, plans)
+        print(
+            f"regression: {len(stored)} of {everything} stored baselines are planned by this run",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     chk = claims.check(
         results,
         claim_list,
         beside=beside,
-        stored=collect_results([args.regression]) if args.regression is not None else None,
-        plans=read_plans(args.results),
+        stored=stored,
+        plans=plans,
         max_changed=args.max_changed,
         where=str(thresholds),
     )
