@@ -149,3 +149,27 @@ def test_rolling_log_likelihoods_agree_and_every_task_is_profiled_apart():
         assert all(p.seconds > 0 and p.tokens > 0 for p in lm.profile.values())
     # the head runs at every position of plain's windows, at the scored ones only on the prefix path
     assert fast.profile["alpha"].head_positions <= plain.profile["alpha"].head_positions
+
+
+def test_generation_runs_at_its_own_batch_size_and_is_restored():
+    from support import WORDS, word_llama
+
+    calls = []
+
+    class Counting(WidthwiseHFLM):
+        def _model_generate(self, context, max_length, stop, **kw):
+            calls.append(context.shape[0])
+            return super()._model_generate(context, max_length, stop, **kw)
+
+    torch.set_num_threads(1)
+    lm = Counting(
+        pretrained=word_llama(seed=1),
+        tokenizer=word_tokenizer(),
+        batch_size=2,
+        device="cpu",
+        generate_batch_size=5,
+    )
+    prompts = [(" ".join(WORDS[i : i + 4]), {"until": ["[EOS]"], "max_gen_toks": 3}) for i in range(5)]
+    out = lm.generate_until(_instances("generate_until", prompts, "gen"), disable_tqdm=True)
+    assert len(out) == 5 and calls == [5] and lm.batch_size == 2
+    assert lm.profile["gen"].requests == 5 and lm.profile["gen"].kind == "generate_until"

@@ -199,3 +199,15 @@ def test_the_cache_key_covers_every_file_of_the_package(tmp_path, monkeypatch):
         assert digest() not in (before, after_edit)
     finally:
         cache.code_sha256.cache_clear()
+
+
+def test_a_suite_may_set_a_generation_batch_size_of_its_own(monkeypatch):
+    import copy
+
+    from widthwise.evaluation import suites
+
+    assert suites.get_suite("cpu").generate_batch_size is None
+    doc = copy.deepcopy(suites.suites_toml())
+    doc["suites"]["cpu"]["generate_batch_size"] = 32
+    monkeypatch.setattr(suites, "suites_toml", lambda path=None: doc)
+    assert suites.get_suite("cpu").generate_batch_size == 32

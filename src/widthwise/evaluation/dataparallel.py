@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             dtype=args.dtype,
             device="cuda" if torch.cuda.is_available() else "cpu",
             scoring=args.scoring,
+            generate_batch_size=suite.generate_batch_size,
         )
         lm_out = run_lm_eval(lm, suite, task_items, tm, tokenizer)
     # lm-eval returns results on its rank 0 only. On CPU it does not shard (it counts GPUs), so every

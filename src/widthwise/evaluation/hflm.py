@@ -68,11 +68,18 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 @register_model("widthwise-hf")
 class WidthwiseHFLM(HFLM):
-    def __init__(self, *args: Any, scoring: str = DEFAULT_SCORING, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        scoring: str = DEFAULT_SCORING,
+        generate_batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         if scoring not in SCORING:
             raise WidthwiseError(f"unknown scoring {scoring!r}; choose from {', '.join(SCORING)}")
         super().__init__(*args, **kwargs)
         self.scoring = scoring
+        self.generate_batch_size = generate_batch_size
         self.profile: dict[str, TaskProfile] = {}
         self._current: TaskProfile | None = None
         params = inspect.signature(self.model.forward).parameters
@@ -114,9 +121,15 @@ class WidthwiseHFLM(HFLM):
         )
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        return self._per_task(
-            "generate_until", requests, lambda rs: super(WidthwiseHFLM, self).generate_until(rs, disable_tqdm)
-        )
+        def run(rs: list[Any]) -> list[str]:
+            old = self.batch_size_per_gpu
+            self.batch_size_per_gpu = self.generate_batch_size or old
+            try:
+                return super(WidthwiseHFLM, self).generate_until(rs, disable_tqdm)
+            finally:
+                self.batch_size_per_gpu = old
+
+        return self._per_task("generate_until", requests, run)
 
     def _count(self, tokens: int, head_positions: int) -> None:
         if self._current is not None:
@@ -317,10 +330,17 @@ def _batches(
     return out
 
 
-def make(model: Any, tokenizer: Any, *, batch_size: int, device: str, scoring: str) -> WidthwiseHFLM:
+def make(
+    model: Any, tokenizer: Any, *, batch_size: int, device: str, scoring: str, generate_batch_size: int | None
+) -> WidthwiseHFLM:
     """The in-process model for one evaluation: HFLM over an in-memory (pruned) model."""
     return WidthwiseHFLM(
-        pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, scoring=scoring
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        device=device,
+        scoring=scoring,
+        generate_batch_size=generate_batch_size,
     )
 
 

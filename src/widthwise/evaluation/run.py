@@ -183,7 +183,14 @@ def evaluate(
 
         probe = profiling.gemm_probe(torch.get_num_threads()) if device == "cpu" else None
         with quiet(verbose):
-            lm = hflm.make(m, model.tokenizer, batch_size=s.batch_size, device=device, scoring=inputs.scoring)
+            lm = hflm.make(
+                m,
+                model.tokenizer,
+                batch_size=s.batch_size,
+                device=device,
+                scoring=inputs.scoring,
+                generate_batch_size=s.generate_batch_size,
+            )
             lm_out = run_lm_eval(lm, s, task_items, tm, model.tokenizer)
         assert lm_out is not None  # one process is always rank 0
         metrics, headline, samples = to_result_parts(task_items, lm_out)

@@ -70,4 +70,6 @@ def build_settings(
         "limit": None,
         "degeneracy": degeneracy.definition(),
         "substitutes": dict(suite.substitutes),
+        # recorded only when set, so that Results made before it existed still compare
+        **({"generate_batch_size": suite.generate_batch_size} if suite.generate_batch_size else {}),
     }

@@ -36,6 +36,9 @@ class Suite:
     batch_size: int
     tasks: tuple[TaskSpec, ...]
     substitutes: Mapping[str, str] = field(default_factory=dict)
+    # Generation's own batch size where it differs from batch_size (decoding is weight-bound on CPU: one
+    # step for 32 rows costs ~2x one for 8); None: batch_size.
+    generate_batch_size: int | None = None
 
 
 @functools.cache
@@ -93,4 +96,5 @@ def get_suite(name: str, tasks: list[str] | None = None) -> Suite:
         batch_size=int(raw.get("batch_size", 1)),
         tasks=tuple(specs),
         substitutes={k: v for k, v in raw.get("substitutes", {}).items() if not tasks or k in tasks},
+        generate_batch_size=int(raw["generate_batch_size"]) if "generate_batch_size" in raw else None,
     )
