@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from support import tiny_model, word_tokenizer
-from widthwise.evaluation.hflm import MAX_ROWS, WidthwiseHFLM, _batches, _common_prefix, _groups
+from widthwise.evaluation.hflm import (
+    HEADER_MIN,
+    MAX_ROWS,
+    WidthwiseHFLM,
+    _batches,
+    _common_prefix,
+    _groups,
+    plan,
+)
 
 VOCAB = 128
 
@@ -173,3 +181,25 @@ def test_generation_runs_at_its_own_batch_size_and_is_restored():
     out = lm.generate_until(_instances("generate_until", prompts, "gen"), disable_tqdm=True)
     assert len(out) == 5 and calls == [5] and lm.batch_size == 2
     assert lm.profile["gen"].requests == 5 and lm.profile["gen"].kind == "generate_until"
+
+
+def test_the_plan_shares_long_contexts_and_runs_short_ones_whole():
+    primer = list(range(3, 3 + HEADER_MIN))
+    inputs, first = [], []
+
+    def add(ctx, conts):
+        for c in conts:
+            inputs.append((ctx + c)[:-1])
+            first.append(len(ctx) - 1)
+
+    doc = [[90 + (k % 30) for k in range(40)], [91 + (k % 29) for k in range(40)]]
+    add(primer + doc[0], [[5], [6], [7]])  # two documents after one primer: shared, one header
+    add(primer + doc[1], [[5], [6]])
+    add([40, 41], [[50, 51, 52, 53, 54], [60, 61, 62]])  # a short goal before long solutions: whole rows
+    add([70, 71, 72, 73, 74, 75], [[80]])  # a single continuation: a whole row
+    batches = plan(inputs, first, max_groups=8)
+    shared = [b for b in batches if all(p > 0 for _, p in b)]
+    whole = [b for b in batches if all(p == 0 for _, p in b)]
+    assert len(shared) == 1 and sorted(len(m) for m, _ in shared[0]) == [2, 3]
+    assert len(whole) == 1 and sorted(i for m, _ in whole[0] for i in m) == [5, 6, 7]
+    assert sorted(i for b in batches for m, _ in b for i in m) == list(range(8))

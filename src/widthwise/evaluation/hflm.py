@@ -174,24 +174,24 @@ class WidthwiseHFLM(HFLM):
     def _prefix_scores(
         self, requests: list[tuple[Any, list[int], list[int]]], disable_tqdm: bool
     ) -> list[tuple[float, bool]]:
-        """Requests sorted by tokens and cut into groups that share a prefix (a multiple-choice document's
-        choices), the groups batched a few at a time. Per batch, three levels, each run once:
+        """Requests cut into groups that share a prefix (a multiple-choice document's choices) and those
+        that share nothing worth a cache (see `plan`), batched a few groups at a time. Per batch:
 
           header  the prefix every group of the batch shares (a few-shot primer), on top of what the
                   previous batch's header shares with it (one row, kept between batches)
           middle  each group's own rest of its prefix (a document's context), one row per group
-          suffix  each member's remaining tokens (its continuation), one row per member; the LM head
-                  runs only on the positions some member scores
+          suffix  each distinct continuation row, one per member; the LM head runs only on the positions
+                  some member scores
 
-        Rows are right-padded. The middle level's padding sits between a row's context and its
-        continuation, so the attention mask hides it and position ids skip it."""
+        Where every group has one distinct suffix row (one-token continuations, unshared requests) the
+        middle and suffix run as one forward. Rows are right-padded; padding between a row's context and
+        its continuation is hidden by the attention mask and skipped by the position ids."""
         from transformers import DynamicCache
 
         # The window lm-eval scores: context + continuation, truncated from the left, last token dropped;
         # the logits from position first[i] on predict the continuation.
         inputs = [(ctx + cont)[-(self.max_length + 1) :][:-1] for _, ctx, cont in requests]
         first = [len(inp) - len(cont) for inp, (_, _, cont) in zip(inputs, requests, strict=True)]
-        order = sorted(range(len(requests)), key=lambda i: tuple(inputs[i]))
         max_groups = self.batch_size if isinstance(self.batch_size, int) else 8
         res: list[tuple[float, bool] | None] = [None] * len(requests)
         header: Any = DynamicCache()
@@ -202,7 +202,7 @@ class WidthwiseHFLM(HFLM):
             desc="Running loglikelihood requests (prefix cache)",
         )
         with torch.inference_mode():
-            for batch in _batches(_groups(order, inputs, first), max_groups, MAX_ROWS):
+            for batch in plan(inputs, first, max_groups):
                 prefixes = [inputs[members[0]][:p] for members, p in batch]
                 h = min(_common_prefix(prefixes[0], q) for q in prefixes)
                 keep = _common_prefix(cached, prefixes[0][:h])
@@ -213,13 +213,13 @@ class WidthwiseHFLM(HFLM):
                 if h > keep:
                     self._run([prefixes[0][keep:h]], header, [[1] * h], [keep], 1)
                 cached = prefixes[0][:h]
-                rows = [(i, inputs[i][p:], requests[i][2]) for members, p in batch for i in members]
-                for i, answer in self._score_batch(batch, prefixes, h, rows, header):
+                members = [(i, inputs[i][p:], requests[i][2]) for ms, p in batch for i in ms]
+                for i, answer in self._score_batch(batch, prefixes, h, members, header):
                     res[i] = answer
                     if requests[i][0] is not None:
                         # loglikelihood_rolling passes None and caches per document itself
                         self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
-                pbar.update(len(rows))
+                pbar.update(len(members))
         pbar.close()
         assert all(r is not None for r in res)
         return res  # type: ignore[return-value]
@@ -229,7 +229,7 @@ class WidthwiseHFLM(HFLM):
         batch: list[tuple[list[int], int]],
         prefixes: list[list[int]],
         h: int,
-        rows: list[tuple[int, list[int], list[int]]],
+        members: list[tuple[int, list[int], list[int]]],
         header: Any,
     ) -> list[tuple[int, tuple[float, bool]]]:
         """The middle and suffix levels of one batch on a copy of the header cache."""
@@ -240,25 +240,42 @@ class WidthwiseHFLM(HFLM):
         cache = copy.deepcopy(header) if h else DynamicCache()
         cache.batch_repeat_interleave(len(batch))
         middles = [q[h:] for q in prefixes]
-        width_m = max(map(len, middles))
-        if width_m:
-            mask = [[1] * (h + len(m)) + [0] * (width_m - len(m)) for m in middles]
-            self._run(middles, cache, mask, [h] * len(batch), 1)
-        owner = [g for g, (members, _) in enumerate(batch) for _ in members]
-        if len(rows) != len(batch) or owner != list(range(len(batch))):
-            cache.batch_select_indices(torch.tensor(owner, device=self.device))
-        suffixes = [r for _, r, _ in rows]
-        width_s = max(map(len, suffixes))
-        # Only the positions some member scores reach the LM head: a row's last len(cont) positions.
-        need = width_s - min(len(r) - len(c) for _, r, c in rows)
-        masks = [
-            [1] * batch[g][1] + [0] * (width_m - len(middles[g])) + [1] * len(r) + [0] * (width_s - len(r))
-            for g, r in zip(owner, suffixes, strict=True)
+        owner = [g for g, (ms, _) in enumerate(batch) for _ in ms]
+        # Distinct suffix rows: the choices of a one-token-continuation document share theirs.
+        distinct: dict[tuple[int, tuple[int, ...]], int] = {}
+        row_of = [
+            distinct.setdefault((g, tuple(r)), len(distinct))
+            for g, (_, r, _) in zip(owner, members, strict=True)
         ]
-        logits = self._run(suffixes, cache, masks, [batch[g][1] for g in owner], need)
+        rows = [list(r) for _, r in distinct]
+        row_group = [g for g, _ in distinct]
+        if len(rows) == len(batch):
+            # one row per group: middle and suffix in one forward
+            full = [middles[g] + r for g, r in zip(row_group, rows, strict=True)]
+            width = max(map(len, full))
+            masks = [[1] * h + [1] * len(f) + [0] * (width - len(f)) for f in full]
+            ends = [len(f) for f in full]
+            need = width - min(ends[row_of[k]] - len(c) for k, (_, _, c) in enumerate(members))
+            logits = self._run(full, cache, masks, [h] * len(full), need)
+        else:
+            width_m = max(map(len, middles))
+            if width_m:
+                mask = [[1] * (h + len(m)) + [0] * (width_m - len(m)) for m in middles]
+                self._run(middles, cache, mask, [h] * len(batch), 1)
+            if row_group != list(range(len(batch))):
+                cache.batch_select_indices(torch.tensor(row_group, device=self.device))
+            width = max(map(len, rows))
+            ends = [len(r) for r in rows]
+            need = width - min(ends[row_of[k]] - len(c) for k, (_, _, c) in enumerate(members))
+            masks = [
+                [1] * batch[g][1] + [0] * (width_m - len(middles[g])) + [1] * len(r) + [0] * (width - len(r))
+                for g, r in zip(row_group, rows, strict=True)
+            ]
+            logits = self._run(rows, cache, masks, [batch[g][1] for g in row_group], need)
         out = []
-        for row, (i, r, cont) in enumerate(rows):
-            end = need - (width_s - len(r))  # the row's last real position, counted in the kept positions
+        for k, (i, _, cont) in enumerate(members):
+            row = row_of[k]
+            end = need - (width - ends[row])  # the row's last real position, counted in the kept positions
             logp = F.log_softmax(
                 logits[row, end - len(cont) : end], dim=-1, dtype=self.softmax_dtype or torch.float32
             )
@@ -291,6 +308,46 @@ class WidthwiseHFLM(HFLM):
 
 
 MAX_ROWS = 64  # continuations scored in one suffix batch (TruthfulQA-MC2 documents have up to 13 choices)
+HEADER_MIN = 32  # tokens neighbouring documents must share to be batched around a common header
+
+
+def plan(inputs: list[list[int]], first: list[int], max_groups: int) -> list[list[tuple[list[int], int]]]:
+    """The batches of (members, shared prefix length) groups the prefix path runs, in order.
+
+    1. Requests sorted by tokens are cut into groups that share a prefix (`_groups`).
+    2. A group worth a cache (two or more members, a prefix at least as long as its longest remaining
+       row: BoolQ's passage, TruthfulQA's primer and question) is shared. Any other request (LAMBADA's
+       single continuation, PIQA's short goal before two long solutions) runs as a whole row, prefix 0,
+       as lm-eval would but with the LM head only where scored.
+    3. Shared groups whose prefixes share HEADER_MIN tokens with their neighbours (a few-shot primer,
+       one MMLU subject) are batched together around that header; the rest are batched by length, as
+       are the whole rows, so that padding stays small."""
+    order = sorted(range(len(inputs)), key=lambda i: tuple(inputs[i]))
+    shared: list[tuple[list[int], int]] = []
+    whole: list[tuple[list[int], int]] = []
+    for members, p in _groups(order, inputs, first):
+        if len(members) > 1 and p >= max(len(inputs[i]) - p for i in members):
+            shared.append((members, p))
+        else:
+            whole += [([i], 0) for i in members]
+    clusters: list[list[tuple[list[int], int]]] = []
+    for g in shared:
+        prev = clusters[-1][-1] if clusters else None
+        if prev and _common_prefix(inputs[prev[0][0]][: prev[1]], inputs[g[0][0]][: g[1]]) >= HEADER_MIN:
+            clusters[-1].append(g)
+        else:
+            clusters.append([g])
+
+    def longest(g: tuple[list[int], int]) -> tuple[int, int]:
+        return g[1], max(len(inputs[i]) - g[1] for i in g[0])
+
+    loose = [c[0] for c in clusters if len(c) == 1]
+    out: list[list[tuple[list[int], int]]] = []
+    for c in [*(c for c in clusters if len(c) > 1), loose]:
+        out += _batches(sorted(c, key=longest, reverse=True), max_groups, MAX_ROWS)
+    whole.sort(key=lambda g: len(inputs[g[0][0]]), reverse=True)
+    out += [whole[j : j + max_groups] for j in range(0, len(whole), max_groups)]
+    return [b for b in out if b]
 
 
 def _groups(order: list[int], inputs: list[list[int]], first: list[int]) -> list[tuple[list[int], int]]:
@@ -315,12 +372,12 @@ def _groups(order: list[int], inputs: list[list[int]], first: list[int]) -> list
 def _batches(
     groups: list[tuple[list[int], int]], max_groups: int, max_rows: int
 ) -> list[list[tuple[list[int], int]]]:
-    """Consecutive groups, at most max_groups of them and max_rows members together."""
+    """Consecutive groups, at most max_groups of them and max_rows members together. A group with no
+    prefix (a one-token context) rides alone: its middle row would be all padding, a query with nothing
+    to attend to (whole rows, all of prefix 0, are batched by `plan` itself)."""
     out: list[list[tuple[list[int], int]]] = []
     rows = 0
     for g in groups:
-        # A group with no prefix (a one-token context) rides alone: its middle row would be all padding,
-        # a query with nothing to attend to.
         alone = g[1] == 0 or (out and out[-1][-1][1] == 0)
         if not out or alone or len(out[-1]) >= max_groups or rows + len(g[0]) > max_rows:
             out.append([])
