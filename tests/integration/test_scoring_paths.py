@@ -62,6 +62,12 @@ def test_every_choice_scores_the_same_on_both_paths(both):
                 assert all(close(p, q) for p, q in zip(cx["ll"], cy["ll"], strict=True)), (task, x["doc_id"])
                 choices += len(cx["ll"])
     assert choices > 80
+    # the continuous scores read lm-eval's own gold index: the margin is positive exactly when correct
+    for task in ("mmlu", "arc_challenge", "hellaswag", "boolq", "piqa", "winogrande", "truthfulqa_mc1"):
+        recs = prefix["samples"][task]
+        assert recs and all("margin" in r for r in recs), task
+        assert all((r["margin"] > 0) == r["correct"] for r in recs if abs(r["margin"]) > 1e-6), task
+        assert f"{task}/margin" in prefix["metrics"]
     for key, entry in plain["metrics"].items():
         if entry["value"] is not None:
             assert close(entry["value"], prefix["metrics"][key]["value"]), key

@@ -91,7 +91,9 @@ def choice_record(task: Any, spec: TaskSpec, s: Mapping[str, Any]) -> dict[str, 
     greedy = [bool(r[1]) for r in resps]
     if len(lls) != len(choices):  # acc_mutual_info doubles the requests; widthwise runs no such task
         raise WidthwiseError(f"{spec.name}: {len(lls)} log-likelihoods for {len(choices)} choices")
-    gold = s.get("target")
+    # As lm-eval's own scoring: with several inputs (WinoGrande's two filled-in contexts) the gold index
+    # is what doc_to_text gives, else doc_to_target's.
+    gold = task.doc_to_text(s["doc"]) if getattr(task, "multiple_input", 0) else s.get("target")
     if isinstance(gold, str):
         gold = choices.index(gold) if gold in choices else None
     return {"ll": lls, "greedy": greedy, "chars": [len(c) for c in choices], "gold": gold}
