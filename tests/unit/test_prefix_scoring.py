@@ -11,15 +11,8 @@ import pytest
 import torch
 
 from support import tiny_model, word_tokenizer
-from widthwise.evaluation.hflm import (
-    HEADER_MIN,
-    MAX_ROWS,
-    WidthwiseHFLM,
-    _batches,
-    _common_prefix,
-    _groups,
-    plan,
-)
+from widthwise.evaluation.hflm import WidthwiseHFLM
+from widthwise.evaluation.prefixplan import HEADER_MIN, MAX_ROWS, _batches, _groups, common_prefix, plan
 
 VOCAB = 128
 
@@ -120,7 +113,7 @@ def test_batches_respect_group_and_row_limits_and_isolate_empty_prefixes():
     batches = _batches(groups, max_groups=2, max_rows=MAX_ROWS)
     assert [len(b) for b in batches] == [2, 2, 1, 1, 1]
     assert batches[3] == [([5], 0)]
-    assert _common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
 
 
 def test_an_unknown_scoring_path_is_refused():
