@@ -122,6 +122,10 @@ def test_metrics_in_range(result):
         assert m["n"] > 0, key
         if "perplexity" in key:
             assert v >= 1.0, key
+        elif key.endswith("/gold_logprob"):  # a mean log-likelihood (per character for acc_norm tasks)
+            assert v <= 0.0, key
+        elif key.endswith("/margin"):  # gold minus the best wrong choice: either sign
+            assert -1e4 < v < 1e4, key
         else:
             assert 0.0 <= v <= 1.0, key
 
