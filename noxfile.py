@@ -82,9 +82,10 @@ def claims_paper(session: nox.Session) -> None:
 def claims_cpu(session: nox.Session) -> None:
     """The CPU tier: re-measure the default model, regression-gate it against baselines/measured/cpu, check.
 
-    14 evaluations of about 7.5 min (measured at PPM 20% alone, 1 thread), two at a time on 2 cores. `-- --shard i/n` runs one
-    slice only and skips the check, which needs every slice: ci.yml spreads it over 4 runners and checks
-    the merged shards with `widthwise check SHARDS... --regression baselines/measured/cpu`.
+    14 evaluations of about 7.5 min (measured at PPM 20% alone, 1 thread), two at a time on 2 cores.
+    `-- --shard i/n` runs one slice only and skips the check, which needs every slice: ci.yml spreads it
+    over 4 runners and checks the merged shards with
+    `widthwise check SHARDS... --regression baselines/measured/cpu`.
     """
     install_cpu(session)
     stored = ROOT / "baselines" / "measured" / "cpu"
