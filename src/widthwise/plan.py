@@ -42,6 +42,12 @@ class Planned:
     def is_base(self) -> bool:
         return self.method is None
 
+    def names(self, method: str | None, pct: float | None) -> bool:
+        """Is (canonical method, pct) this configuration? The base is the base whatever pct it carries."""
+        if self.is_base:
+            return method is None
+        return method == self.method and pct is not None and abs(pct - self.pct) < 1e-9
+
 
 @dataclass(frozen=True)
 class Plan:

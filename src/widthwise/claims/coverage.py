@@ -39,9 +39,7 @@ class Row:
 
 
 def _matches(p: Point, c: Planned) -> bool:
-    if c.is_base:
-        return p.is_base
-    return p.method == c.method and p.pct is not None and abs(p.pct - c.pct) < 1e-9
+    return c.names(p.method, p.pct)
 
 
 def _sizes(group: Group) -> tuple[int, int] | None:

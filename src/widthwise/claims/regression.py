@@ -198,14 +198,14 @@ def planned_baselines(stored: Sequence[Mapping[str, Any]], plans: Sequence[Any])
 
     if not plans:
         raise WidthwiseError("regression limited to the planned configurations, but the Results have no plan")
-    wanted = {(p.tier, model_key(p.model), c.method, round(c.pct, 6)) for p in plans for c in p.configs}
 
-    def key(s: Mapping[str, Any]) -> tuple:
+    def planned(s: Mapping[str, Any]) -> bool:
         pr = s.get("pruning")
-        pct = round(float(pr["pct"]), 6) if pr and pr.get("pct") is not None else 0.0
-        return (s["tier"], model_key(s["model"]["name"]), canonical_method(pr["method"]) if pr else None, pct)
+        method, pct = (canonical_method(pr["method"]), pr.get("pct")) if pr else (None, None)
+        where = (s["tier"], model_key(s["model"]["name"]))
+        return any(p.key == where and any(c.names(method, pct) for c in p.configs) for p in plans)
 
-    return [s for s in stored if key(s) in wanted]
+    return [s for s in stored if planned(s)]
 
 
 def _missing(stored: Mapping[str, Any]) -> Verdict:
