@@ -78,6 +78,26 @@ def claims_paper(session: nox.Session) -> None:
     session.run("widthwise", "check", "baselines/paper", "--pass-rates", env=_env())
 
 
+def _cpu_sweep(session: nox.Session, out: str, pcts: str, control_pcts: str) -> None:
+    """PPM at `pcts` and both controls at `control_pcts` on the cpu suite, no bench (extra args go on)."""
+    session.run(
+        "widthwise",
+        "sweep",
+        "--suite",
+        "cpu",
+        "--pcts",
+        pcts,
+        "--controls",
+        "--control-pcts",
+        control_pcts,
+        "--no-bench",
+        "--out",
+        out,
+        *session.posargs,
+        env=_env(),
+    )
+
+
 @nox.session(name="claims-cpu")
 def claims_cpu(session: nox.Session) -> None:
     """The CPU tier: re-measure the default model, regression-gate it against baselines/measured/cpu, check.
@@ -92,22 +112,7 @@ def claims_cpu(session: nox.Session) -> None:
     if not stored.is_dir():
         session.error("baselines/measured/cpu is missing: no CPU-tier baseline has been stored yet")
     out = "runs/claims-cpu"
-    session.run(
-        "widthwise",
-        "sweep",
-        "--suite",
-        "cpu",
-        "--pcts",
-        CPU_TIER_PCTS,
-        "--controls",
-        "--control-pcts",
-        CPU_TIER_CONTROL_PCTS,
-        "--no-bench",
-        "--out",
-        out,
-        *session.posargs,
-        env=_env(),
-    )
+    _cpu_sweep(session, out, CPU_TIER_PCTS, CPU_TIER_CONTROL_PCTS)
     if any(a.startswith("--shard") for a in session.posargs):
         session.log(f"one shard done in {out}; check the merged shards (see ci.yml, job cpu-tier-check)")
         return
@@ -121,22 +126,7 @@ def claims_pr(session: nox.Session) -> None:
     than random turns a pull request red. Four evaluations, two at a time on 2 cores."""
     install_cpu(session)
     out = "runs/claims-pr"
-    session.run(
-        "widthwise",
-        "sweep",
-        "--suite",
-        "cpu",
-        "--pcts",
-        CPU_PR_PCTS,
-        "--controls",
-        "--control-pcts",
-        CPU_PR_CONTROL_PCTS,
-        "--no-bench",
-        "--out",
-        out,
-        *session.posargs,
-        env=_env(),
-    )
+    _cpu_sweep(session, out, CPU_PR_PCTS, CPU_PR_CONTROL_PCTS)
     session.run(
         "widthwise",
         "check",
