@@ -193,6 +193,40 @@ def paired_t_bound(base: Sequence[float], pruned: Sequence[float], alpha: float,
     )
 
 
+def clustered_paired_bound(
+    clusters: Sequence[tuple[Sequence[bool], Sequence[bool]]], alpha: float, side: str
+) -> Bound:
+    """Bound on the mean paired change of per-unit flags whose units come in clusters (IFEval's
+    instructions within one prompt share one response, so they are not independent).
+
+    The estimate is the ratio sum(d) / sum(m) over clusters (d: a cluster's summed change, m: its units);
+    its standard error is the cluster-robust (linearised) one, with Student t on clusters - 1 degrees of
+    freedom, so the unit is the instruction and the evidence is counted in prompts."""
+    _check_side(side)
+    d = np.array([sum(map(float, p)) - sum(map(float, b)) for b, p in clusters])
+    m = np.array([len(b) for b, _p in clusters], dtype=float)
+    if any(len(b) != len(p) for b, p in clusters):
+        raise ValueError("a cluster has a different number of units on the two sides")
+    k, total = len(clusters), float(m.sum())
+    if k < 2 or total == 0:
+        raise ValueError("need at least 2 clusters with units")
+    est = float(d.sum() / total)
+    resid = d - est * m
+    se = float(math.sqrt(k / (k - 1) * float((resid**2).sum())) / total)
+    t = float(st.t.ppf(1.0 - alpha, k - 1))
+    base = float(sum(sum(map(float, b)) for b, _ in clusters) / total)
+    return Bound(
+        est,
+        est - t * se if side == "lower" else est + t * se,
+        side,
+        f"paired, clustered: {int(total)} instructions in {k} prompts (cluster-robust t, df {k - 1})",
+        int(total),
+        p_value=float(st.t.sf(abs(est) / se, k - 1)) if se > 0 else None,
+        se=se,
+        means=(base, base + est),
+    )
+
+
 def quantile(alpha: float, df: int | None = None) -> float:
     """One-sided critical value: Student t with df degrees of freedom when the runs are few, else normal."""
     return float(st.t.ppf(1.0 - alpha, df)) if df else _z(alpha)

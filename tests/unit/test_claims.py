@@ -217,6 +217,34 @@ def test_a_rise_made_of_degenerate_responses_does_not_hold(paper):
     assert exit_code([plain, nondeg]) == 1
 
 
+def test_instruction_level_ifeval_is_paired_per_instruction_and_clustered_by_prompt(paper):
+    # 541 prompts of two instructions each; pruning loses one instruction in 60 prompts and both in 20.
+    base, pruned = _with_ifeval(paper, set(range(100)), set(range(20, 100)), degenerate_pruned=set())
+
+    def flags(i: int, is_pruned: bool) -> list[bool]:
+        if i >= 100 or (is_pruned and i < 20):
+            return [False, False]
+        return [True, False] if is_pruned and i < 80 else [True, True]
+
+    for r in (base, pruned):
+        for rec in r["samples"]["ifeval"]:
+            fl = flags(rec["doc_id"], r is pruned)
+            rec["instructions"] = [{"id": f"k{j}", "strict": f, "loose": f} for j, f in enumerate(fl)]
+    claim = {
+        **IFEVAL_CLAIMS["plain"],
+        "kind": "drop",
+        "margin": 0.0,
+        "metric": "ifeval/inst_level_strict_acc",
+    }
+    (v,) = evaluate(parse_thresholds({"claims": {"inst": claim}}), [base, pruned])
+    assert v.verdict == "holds" and "1082 instructions in 541 prompts" in v.method
+    assert v.value == pytest.approx(-(20 * 2 + 60) / 1082)
+    assert "paired over 1082 instructions" in v.observed
+    pruned["samples"]["ifeval"][3]["instructions"][0]["id"] = "other"
+    with pytest.raises(WidthwiseError, match="different instructions"):
+        evaluate(parse_thresholds({"claims": {"inst": claim}}), [base, pruned])
+
+
 def test_pairing_is_refused_when_doc_hashes_differ(paper):
     base, pruned = _with_ifeval(paper, set(range(56)), set(range(80)), set())
     pruned["samples"]["ifeval"][7]["doc_hash"] = "different"

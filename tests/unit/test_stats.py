@@ -101,3 +101,21 @@ def test_no_discordant_pairs_prove_little_on_few_documents():
         [True] * 100 + [False] * 441, [True] * 100 + [False] * 441, 0.05, "lower"
     )
     assert -0.02 < many.bound < 0  # 541 identical answers do show non-inferiority within 0.02
+
+
+def test_clustered_paired_bound_counts_instructions_but_evidence_in_prompts():
+    # Three prompts: 2 instructions lost, 1 lost, 3 unchanged: d = (-2, -1, 0), m = (2, 1, 3).
+    clusters = [([True, True], [False, False]), ([True], [False]), ([True, False, True], [True, False, True])]
+    b = stats.clustered_paired_bound(clusters, 0.05, "upper")
+    est = -3 / 6
+    resid = [-2 - est * 2, -1 - est * 1, 0 - est * 3]
+    se = math.sqrt(3 / 2 * sum(r * r for r in resid)) / 6
+    assert b.delta == pytest.approx(est) and b.se == pytest.approx(se)
+    assert b.bound == pytest.approx(est + st.t.ppf(0.95, 2) * se)
+    assert b.n == 6 and "6 instructions in 3 prompts" in b.method
+    assert b.means == pytest.approx((5 / 6, 2 / 6))
+    # The same changes as 6 independent instructions would claim more certainty than 3 prompts give.
+    flat = stats.paired_t_bound([1, 1, 1, 1, 0, 1], [0, 0, 0, 1, 0, 1], 0.05, "upper")
+    assert flat.bound < b.bound
+    with pytest.raises(ValueError, match="different number"):
+        stats.clustered_paired_bound([([True], [True, False]), ([True], [True])], 0.05, "upper")

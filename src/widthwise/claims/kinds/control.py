@@ -12,6 +12,8 @@ Per metric type:
   perplexity   paired bootstrap on the per-document log-likelihood, in nats: lm-eval's perplexity is
                exp(-mean log-likelihood), so a higher mean log-likelihood is exactly a lower perplexity,
                and the margin is in nats per document
+  logprob      paired t on a continuous score every multiple-choice record keeps (`<task>/margin`,
+               `<task>/gold_logprob`, as score_shift reads them), in the score's own nats
 A sweep without controls has nothing to compare with: the claim does not apply (it is listed as such).
 """
 
@@ -48,6 +50,14 @@ def paired_difference(claim: Any, method_res: dict, control_res: dict, where: st
     ms, cs = samples(method_res, task), samples(control_res, task)
     if not (ms and cs):
         return f"per-document records for {task} on both sides"
+    if info.type == "logprob":
+        score = claim.metric.split("/", 1)[1]
+        pairs = paired_records(cs, ms, where)
+        if len(pairs) < 2 or not all(score in c and score in m for c, m in pairs):
+            return f"per-document {score} for {task} on both sides (records of schema 3)"
+        return stats.paired_t_bound(
+            [float(c[score]) for c, _ in pairs], [float(m[score]) for _, m in pairs], claim.alpha, "lower"
+        )
     if not scored_by(claim.metric, method_res, control_res):
         return f"per-document records scored by {claim.metric} (it is not {task}'s headline metric)"
     pairs = paired_records(cs, ms, where)
@@ -103,7 +113,7 @@ def check_beats_control(claim: Any, group: Group) -> list[Verdict]:
         if isinstance(bd, str):
             out.append(missing(claim, group, cfg, bd))
             continue
-        unit = " nats/doc log-likelihood" if info.type == "perplexity" else ""
+        unit = {"perplexity": " nats/doc log-likelihood", "logprob": " nats/doc"}.get(info.type, "")
         values = f"{float(m['value']):.4g} vs {claim.control} {float(c['value']):.4g}"
         out.append(
             bounded(

@@ -55,10 +55,40 @@ def _parse(cid: str, t: dict, kw: dict[str, Any]) -> None:
         kw["exclude_degenerate"] = t["exclude_degenerate"]
 
 
+# IFEval's instruction-level metrics, paired per instruction from the records' `instructions` lists.
+PER_INSTRUCTION = {"ifeval/inst_level_strict_acc": "strict", "ifeval/inst_level_loose_acc": "loose"}
+
+
+def instruction_bound(claim: Any, bs: list, ps: list, side: str, where: str) -> stats.Bound | str | None:
+    """Per-instruction verdicts paired across base and pruned, clustered by prompt (one response each);
+    None without them (bounded from the aggregates on the paper tier, a gap on a measured one)."""
+    if not (bs and ps) or not all("instructions" in r for r in (*bs, *ps)):
+        if claim.exclude_degenerate:
+            return "skip: no per-response records with per-instruction verdicts on both sides"
+        return None
+    if claim.exclude_degenerate and not all("degenerate" in r for r in (*bs, *ps)):
+        return "skip: no per-response records with a 'degenerate' flag on both sides"
+    key = PER_INSTRUCTION[claim.metric]
+
+    def flags(r: dict) -> list[bool]:
+        dead = claim.exclude_degenerate and r.get("degenerate")
+        return [bool(i[key]) and not dead for i in r["instructions"]]
+
+    pairs = paired_records(bs, ps, where)
+    clusters = [(flags(x), flags(y)) for x, y in pairs]
+    if any([i["id"] for i in x["instructions"]] != [i["id"] for i in y["instructions"]] for x, y in pairs):
+        raise WidthwiseError(
+            f"{where}: a prompt lists different instructions on the two sides; pairing refused"
+        )
+    return stats.clustered_paired_bound(clusters, claim.alpha, side)
+
+
 def paired_bound(claim: Any, bres: dict, pres: dict, side: str, where: str) -> stats.Bound | str | None:
     """A paired bound from per-sample records, 'skip: why' when exclude_degenerate has none, else None."""
     task = claim.metric.split("/", 1)[0]
     bs, ps = samples(bres, task), samples(pres, task)
+    if claim.metric in PER_INSTRUCTION:
+        return instruction_bound(claim, bs, ps, side, where)
     headline = scored_by(claim.metric, bres, pres)
     if claim.exclude_degenerate:
         if not (bs and ps) or not all("degenerate" in r for r in (*bs, *ps)):
@@ -165,7 +195,8 @@ def check_pairwise(claim: Any, group: Group) -> list[Verdict]:
         # Paired tests report the means over the paired documents (degenerate responses as failures
         # where the claim says so), which can differ from the stored metric.
         bv, pv = bd.means if bd.means else (float(b["value"]), float(p["value"]))
-        paired = f", paired over {bd.n} docs" if bd.means else ""
+        unit = "instructions" if claim.metric in PER_INSTRUCTION else "docs"
+        paired = f", paired over {bd.n} {unit}" if bd.means else ""
         out.append(
             bounded(
                 claim,
