@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import re
 import sys
 import textwrap
 import tomllib
@@ -143,21 +144,42 @@ def toml_block(applied: list[dict]) -> str:
     return "\n".join(lines)
 
 
+MARK = {"holds": "✓", "fails": "✗"}
+
+
+def _cell(v) -> str:
+    mark = MARK.get(v.verdict, v.verdict)
+    return f"{mark} {v.value:+.3g}" if v.value is not None and v.verdict in MARK else mark
+
+
+def _column(config: str) -> str:
+    m = re.match(r"pct (\S+) ", config)
+    return m.group(1) if m else "all"
+
+
 def readme_table(applied: list[dict]) -> str:
+    """One row per claim, one column per stored width: each verdict and its observed value (pruned - base,
+    or method - control, in the metric's units), ✓ holds, ✗ fails, else the verdict."""
+    cols = sorted(
+        {_column(v.config) for a in applied for v in a["verdicts"]},
+        key=lambda c: (c == "all", float(c) if c != "all" else 0),
+    )
     rows = [
         README_BEGIN,
         "",
-        "| claim | rule | paper | configurations | holds | fails | status |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "Each cell: the verdict (✓ holds, ✗ fails, else the gap) and the observed difference in the metric's",
+        "units: pruned - base (rule 2-4), PPM - control at the same width (rule 5), the smallest step of the",
+        "curve (trend). Margins are nats (per character for ARC-C and HellaSwag); LAMBADA against a control is",
+        "nats of log-likelihood per document. The full bounds are in thresholds.toml's `why`.",
+        "",
+        "| claim | rule | status | " + " | ".join(f"{c}%" if c != "all" else "trend" for c in cols) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in cols) + " |",
     ]
     for a in applied:
-        vs = a["verdicts"]
-        held = [v.config for v in vs if v.verdict == "holds"]
-        other = [f"{v.config} ({v.verdict})" for v in vs if v.verdict != "holds"]
+        by = {_column(v.config): _cell(v) for v in a["verdicts"]}
+        status = "claimed" if a["gating"] else "reported only"
         rows.append(
-            f"| `{a['id']}` | {a['rule']} | {a['paper']} | {len(vs)} | "
-            f"{', '.join(held) or '—'} | {', '.join(other) or '—'} | "
-            f"{'claimed' if a['gating'] else 'reported only'} |"
+            f"| `{a['id']}` | {a['rule']} | {status} | " + " | ".join(by.get(c, "") for c in cols) + " |"
         )
     n_gate = sum(a["gating"] for a in applied)
     rows += [

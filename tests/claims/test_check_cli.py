@@ -176,4 +176,4 @@ def test_the_report_shows_chance_plan_waivers_and_pass_rates(tmp_path, capsys):
         assert section in md
     assert re.search(r"\| smollm2-135m-instruct \[cpu\] \| base \(2\.67x\)\s+\| 11/11\s+\|", md)
     assert "musr-holds [paper]: reported only: MuSR cannot be told from chance" in md
-    assert "ifeval-improves-2_4x                       0.932" in md and "whole gate: 0.660" in md
+    assert re.search(r"ifeval-improves-2_4x\s+0\.932", md) and "whole gate: 0.660" in md

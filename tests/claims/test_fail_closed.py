@@ -323,10 +323,12 @@ def test_the_json_output_carries_coverage_and_waivers(gpu, capsys):
     assert code == 0 and data["exit_code"] == 0
     assert {w["why"] for w in data["waivers"] if not w["why"].startswith("reported only")} == {FIXTURE_WAIVER}
     assert {w["claim"] for w in data["waivers"] if w["why"].startswith("reported only")} == {
-        "truthfulqa-mc2-non-inferior-2_4x",
-        "musr-holds",
         "mmlu-truthfulqa-correlation-3b",
     }
+    # Reported-only claims whose evidence is a gap here (the paper's tables have no per-document records
+    # to pair) are not "reported": the gap needs the waiver like any other claim's.
+    waived = {w["claim"] for w in data["waivers"] if w["why"] == FIXTURE_WAIVER}
+    assert {"truthfulqa-mc2-non-inferior-2_4x", "musr-holds"} <= waived
     assert len(data["coverage"]) == 2 * (13 + 6 * 19) + 4 * 7  # 1B and 3B (bench cells), 1B-Instruct
     assert all(row["present"] for row in data["coverage"])
 

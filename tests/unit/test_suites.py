@@ -206,8 +206,9 @@ def test_a_suite_may_set_a_generation_batch_size_of_its_own(monkeypatch):
 
     from widthwise.evaluation import suites
 
-    assert suites.get_suite("cpu").generate_batch_size is None
+    assert suites.get_suite("cpu").generate_batch_size == 32  # IFEval's 32 prompts in one batch
+    assert suites.get_suite("smoke").generate_batch_size is None  # its batch size, 8
     doc = copy.deepcopy(suites.suites_toml())
-    doc["suites"]["cpu"]["generate_batch_size"] = 32
+    doc["suites"]["smoke"]["generate_batch_size"] = 4
     monkeypatch.setattr(suites, "suites_toml", lambda path=None: doc)
-    assert suites.get_suite("cpu").generate_batch_size == 32
+    assert suites.get_suite("smoke").generate_batch_size == 4

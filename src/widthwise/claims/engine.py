@@ -49,9 +49,10 @@ def required(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
     for v in verdicts:
         why = claim.waiver(v.tier) if v.tier in MEASURED else None
         v = waived(v, why) if why and v.verdict in WAIVABLE else v
-        # A reported-only claim is shown, whatever it found, and never turns the build red; a missing
-        # value still does, because the report cannot show what is not there.
-        out.append(reported(v) if claim.reported_only and v.verdict != "missing" else v)
+        # A reported-only claim is shown, whatever it found, and never turns the build red; a gap still
+        # does (missing anywhere, unmeasurable or unpaired on a measured tier unless waived), because the
+        # report cannot show what is not there.
+        out.append(reported(v) if claim.reported_only and v.verdict in ("holds", "fails") else v)
     return out
 
 
