@@ -18,7 +18,7 @@ SNAPSHOT = Path(__file__).with_name("thresholds.snapshot.json")
 KEPT = (
     "kind", "metric", "metric_y", "models", "tiers", "configs", "pcts", "ratios", "methods", "alpha",
     "margin", "tolerance", "bound", "r_at_most", "r_at_least", "fraction", "exclude_degenerate", "control",
-    "optional", "reported_only",
+    "optional", "reported_only", "direction",
 )  # fmt: skip
 
 
