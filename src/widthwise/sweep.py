@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -226,13 +227,15 @@ def run(
 
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
         with cf.ProcessPoolExecutor(min(jobs, len(evals)), mp_context=ctx) as pool:
-            running = {}
-            for st in evals:
-                progress.start(st)
-                running[pool.submit(eval_stage, model, st.config, st.path, suite, eval_kw)] = st
+            # A stage waits in the pool's queue before it runs: the worker says when it starts and
+            # measures its own run, so "done in" and the estimate are run times, not queue plus run.
+            log(f"sweep: {len(evals)} evaluations, {min(jobs, len(evals))} at a time")
+            running = {
+                pool.submit(timed_eval_stage, model, st.config, st.path, suite, eval_kw): st for st in evals
+            }
             for fut in cf.as_completed(running):
-                fut.result()  # re-raises a stage's error here
-                progress.done(running[fut])
+                took = fut.result()  # re-raises a stage's error here
+                progress.done(running[fut], took=took)
     else:
         for st in evals:
             progress.start(st)
@@ -280,14 +283,27 @@ class _Progress:
             total += sum(real) / len(real) * (math.ceil(n / self.jobs) if name == "eval" else n)
         return f"about {_fmt(total)} to go"
 
-    def done(self, st: Stage) -> None:
+    def done(self, st: Stage, took: float | None = None) -> None:
+        """`took`: the run time a worker process measured (its start is not seen here)."""
         now = time.perf_counter()
         self.finished.append(st)
-        self.took.setdefault(st.name, []).append(now - self.started[str(st.path)])
+        self.took.setdefault(st.name, []).append(
+            took if took is not None else now - self.started[str(st.path)]
+        )
         self.log(
             f"sweep [{len(self.finished)}/{len(self.todo)}] {st.config.label} {st.name} done in "
             f"{_fmt(self.took[st.name][-1])}; elapsed {_fmt(now - self.t0)}, {self.remaining()}"
         )
+
+
+def timed_eval_stage(
+    model: str, config: Config, path: Path, suite: str, eval_kw: Mapping[str, Any] | None = None
+) -> float:
+    """eval_stage in a worker process: announce the start when it really starts, return the run's seconds."""
+    print(f"sweep {config.label} eval ...", flush=True)
+    t0 = time.perf_counter()
+    eval_stage(model, config, path, suite, eval_kw)
+    return time.perf_counter() - t0
 
 
 def eval_stage(

@@ -79,3 +79,21 @@ def test_progress_divides_parallel_evaluations_by_the_workers(monkeypatch, tmp_p
         p.start(st)
         p.done(st)
     assert lines[-1].endswith("elapsed 16m45s, about 16m40s to go")  # two left, two at a time, 1000 s each
+
+
+def test_a_parallel_stage_reports_its_run_time_not_its_time_in_the_queue(monkeypatch, tmp_path):
+    """Pooled evaluations are all submitted at once; the third waits a whole evaluation for a worker. Its
+    "done in" and the estimate must be the run time the worker measured, not queue plus run."""
+    from widthwise import sweep as sw
+
+    clock = iter([0.0, 1000.0, 1000.0, 2000.0])
+    monkeypatch.setattr(sw.time, "perf_counter", lambda: next(clock))
+    configs = plan([0, 10, 20, 30], "ppm")
+    todo = [sw.Stage(c, "eval", tmp_path / f"{c.label}.json") for c in configs]
+    lines: list[str] = []
+    p = sw._Progress(todo, lines.append, jobs=2)
+    p.done(todo[0], took=1000.0)
+    p.done(todo[1], took=1000.0)
+    p.done(todo[2], took=1000.0)  # submitted at 0, ran from 1000 to 2000
+    assert "done in 16m40s; elapsed 33m20s" in lines[-1]
+    assert lines[-1].endswith("about 16m40s to go")
