@@ -46,6 +46,20 @@ def test_the_cpu_claims_are_the_rule_applied_to_the_stored_sweep(capsys):
     assert _tool().main(["--check"]) == 0, capsys.readouterr().out
 
 
+def test_a_hand_edit_of_the_generated_block_is_caught(tmp_path, monkeypatch, capsys):
+    """Promoting a reported-only claim to gating by deleting its reported_only line fails the check."""
+    tool = _tool()
+    text = tool.THRESHOLDS.read_text()
+    start = text.index("[claims.cpu-hellaswag-margin-falls]")
+    cut = text.index("reported_only = ", start)
+    end = text.index('"""', text.index('"""', cut) + 3) + 3
+    edited = tmp_path / "thresholds.toml"
+    edited.write_text(text[:cut] + text[end + 1 :])
+    monkeypatch.setattr(tool, "THRESHOLDS", edited)
+    assert tool.main(["--check"]) == 1
+    assert "thresholds.toml: not what the rule gives" in capsys.readouterr().out
+
+
 def test_gating_cpu_claims_hold_and_the_rest_are_reported(claims, stored):
     verdicts = evaluate(cpu_claims(claims), stored)
     assert {v.claim for v in verdicts} == {c.id for c in cpu_claims(claims)}
@@ -90,7 +104,7 @@ def _ppm_at_chance(stored):
                     rec["correct"] = False
                 for k in ("margin", "gold_logprob"):
                     if k in rec:
-                        rec[k] -= 10.0
+                        rec[k] -= 100.0
                 if isinstance(rec.get("score"), float):
                     rec["score"] = 0.0 if rec["score"] >= 0 else rec["score"] - 100.0
     return out
