@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import re
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from widthwise import stats  # noqa: E402
 from widthwise.claims import evaluate, parse_thresholds  # noqa: E402
 from widthwise.results import collect_results  # noqa: E402
 
@@ -71,10 +73,6 @@ def expand(rule: dict, control_pcts: list[float]) -> list[tuple[str, dict, dict]
     return out
 
 
-def _pct(x: float) -> str:
-    return f"{x:g}"
-
-
 def stored_control_pcts(results: list[dict]) -> list[float]:
     return sorted({r["pruning"]["pct"] for r in results if r["pruning"] and r["pruning"]["method"] != "ppm"})
 
@@ -82,21 +80,22 @@ def stored_control_pcts(results: list[dict]) -> list[float]:
 def apply(results: list[dict]) -> list[dict]:
     """Each claim of the rule with its verdicts on `results`: id, table, rule, paper, verdicts, gating."""
     rule = tomllib.loads(RULE.read_text())
-    out = []
-    for cid, table, tpl in expand(rule, stored_control_pcts(results)):
-        claims = parse_thresholds({"claims": {cid: {**table, "why": "rule"}}})
-        verdicts = evaluate(claims, results)
-        out.append(
-            {
-                "id": cid,
-                "table": table,
-                "rule": tpl["rule"],
-                "paper": tpl["paper"],
-                "verdicts": verdicts,
-                "gating": bool(verdicts) and all(v.verdict == "holds" for v in verdicts),
-            }
-        )
-    return out
+    expanded = expand(rule, stored_control_pcts(results))
+    claims = parse_thresholds({"claims": {cid: {**table, "why": "rule"} for cid, table, _ in expanded}})
+    by_claim: dict[str, list] = {cid: [] for cid, _, _ in expanded}
+    for v in evaluate(claims, results):  # one pass: the Results are grouped once, not once per claim
+        by_claim[v.claim].append(v)
+    return [
+        {
+            "id": cid,
+            "table": table,
+            "rule": tpl["rule"],
+            "paper": tpl["paper"],
+            "verdicts": by_claim[cid],
+            "gating": bool(by_claim[cid]) and all(v.verdict == "holds" for v in by_claim[cid]),
+        }
+        for cid, table, tpl in expanded
+    ]
 
 
 def _measured(verdicts) -> str:
@@ -305,10 +304,6 @@ def mde_table(results: list[dict], pct: float = 20.0) -> str:
     """Per family: the paired sd of the continuous score, base against PPM at `pct`, the minimum detectable
     effect at the stored n (alpha 0.05 one-sided, power 0.8, paired t) in the score's units and in sd, and
     the n that the 0.05 target would need."""
-    import math
-
-    from widthwise import stats
-
     base = next(r for r in results if r["pruning"] is None)
     pruned = next(
         r for r in results if r["pruning"] and r["pruning"]["method"] == "ppm" and r["pruning"]["pct"] == pct

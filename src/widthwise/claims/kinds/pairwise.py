@@ -75,12 +75,11 @@ def instruction_bound(claim: Any, bs: list, ps: list, side: str, where: str) -> 
         return [bool(i[key]) and not dead for i in r["instructions"]]
 
     pairs = paired_records(bs, ps, where)
-    clusters = [(flags(x), flags(y)) for x, y in pairs]
     if any([i["id"] for i in x["instructions"]] != [i["id"] for i in y["instructions"]] for x, y in pairs):
         raise WidthwiseError(
             f"{where}: a prompt lists different instructions on the two sides; pairing refused"
         )
-    return stats.clustered_paired_bound(clusters, claim.alpha, side)
+    return stats.clustered_paired_bound([(flags(x), flags(y)) for x, y in pairs], claim.alpha, side)
 
 
 def paired_bound(claim: Any, bres: dict, pres: dict, side: str, where: str) -> stats.Bound | str | None:
