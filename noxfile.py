@@ -102,7 +102,7 @@ def _cpu_sweep(session: nox.Session, out: str, pcts: str, control_pcts: str) -> 
 def claims_cpu(session: nox.Session) -> None:
     """The CPU tier: re-measure the default model, regression-gate it against baselines/measured/cpu, check.
 
-    14 evaluations of about 7.5 min (measured at PPM 20% alone, 1 thread), two at a time on 2 cores.
+    14 evaluations of about 8.2 min (measured at PPM 20% alone, 1 thread), two at a time on 2 cores.
     `-- --shard i/n` runs one slice only and skips the check, which needs every slice: ci.yml spreads it
     over 4 runners and checks the merged shards with
     `widthwise check SHARDS... --regression baselines/measured/cpu`.
