@@ -50,6 +50,9 @@ class Loaded:
     name: str  # what the user asked for
     path: str  # the local folder the weights came from
     weights_sha256: str
+    # The device boundary the model was placed by (widthwise.device); None: read it off the parameters.
+    device: Any = None
+    standin: str | None = None  # set when WIDTHWISE_MODEL_STANDINS replaced a hub id by a local folder
 
 
 def _mkdtemp_like_mkdir(dest: Path) -> Path:
@@ -175,8 +178,24 @@ def gguf_checkpoint(gguf: Path) -> Path:
     return dest
 
 
+STANDINS_ENV = "WIDTHWISE_MODEL_STANDINS"
+
+
+def standin_folder(spec: str) -> Path | None:
+    """The local stand-in for hub id `org/name` under $WIDTHWISE_MODEL_STANDINS (the folder `org--name`),
+    when that variable is set and the folder exists. The CPU rehearsal of the GPU job runs gpu.yml's own
+    commands with tiny random models standing in for the gated weights; Results record the stand-in."""
+    root = os.environ.get(STANDINS_ENV)
+    if not root or spec.count("/") != 1 or spec.startswith((".", "/", "~")):
+        return None
+    folder = Path(root).expanduser() / spec.replace("/", "--")
+    return folder if (folder / "config.json").is_file() else None
+
+
 def resolve(spec: str) -> Path | str:
     """Turn MODEL into a local folder, or return the string as a hub id."""
+    if (standin := standin_folder(spec)) is not None:
+        return standin
     if spec == DEFAULT_MODEL:
         return gguf_checkpoint(default_gguf_path())
     p = Path(spec).expanduser()
@@ -194,10 +213,14 @@ def resolve(spec: str) -> Path | str:
 
 
 def load_model(
-    spec: str, *, dtype: torch.dtype | str = "auto", trust_remote_code: bool = False, device: str = "cpu"
+    spec: str, *, dtype: torch.dtype | str = "auto", trust_remote_code: bool = False, device: Any = "cpu"
 ) -> Loaded:
+    """MODEL loaded onto `device` (a widthwise.device.Device or its spec: cpu, cuda, cuda:N, auto)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from widthwise.device import resolve as resolve_device
+
+    dev = resolve_device(device)
     where = resolve(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -213,9 +236,15 @@ def load_model(
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WidthwiseError(f"cannot load model {spec!r}: {first}") from None
-    model.to(device).eval()
+    model.to(dev.torch_device).eval()
     return Loaded(
-        model=model, tokenizer=tokenizer, name=spec, path=str(where), weights_sha256=weights_sha256(model)
+        model=model,
+        tokenizer=tokenizer,
+        name=spec,
+        path=str(where),
+        weights_sha256=weights_sha256(model),
+        device=dev,
+        standin=str(where) if standin_folder(spec) is not None else None,
     )
 
 

@@ -52,22 +52,29 @@ def random_model(spec: str, *, dtype: torch.dtype = torch.float32, seed: int = 0
     return LlamaForCausalLM(config).to(dtype).eval()
 
 
-def load_bench_model(spec: str, *, dtype: str = "float32", device: str = "cpu") -> Any:
+def load_bench_model(spec: str, *, dtype: str = "float32", device: Any = "cpu") -> Any:
     """widthwise.models.Loaded for MODEL or a `random:` spec (which borrows the default model's tokenizer:
     token ids only feed embeddings, and the default tokenizer's ids all fit in a Llama-3 vocabulary)."""
     from transformers import AutoTokenizer
 
+    from widthwise.device import resolve as resolve_device
     from widthwise.models import DEFAULT_MODEL, Loaded, load_model, resolve, weights_sha256
 
+    dev = resolve_device(device)
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise WidthwiseError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
     if not spec.startswith(RANDOM_PREFIX):
-        return load_model(spec, dtype=torch_dtype, device=device)
-    model = random_model(spec, dtype=torch_dtype).to(device)
+        return load_model(spec, dtype=torch_dtype, device=dev)
+    model = random_model(spec, dtype=torch_dtype).to(dev.torch_device)
     tokenizer = AutoTokenizer.from_pretrained(resolve(DEFAULT_MODEL))
     return Loaded(
-        model=model, tokenizer=tokenizer, name=spec, path=spec, weights_sha256=weights_sha256(model)
+        model=model,
+        tokenizer=tokenizer,
+        name=spec,
+        path=spec,
+        weights_sha256=weights_sha256(model),
+        device=dev,
     )
 
 

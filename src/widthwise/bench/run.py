@@ -60,26 +60,24 @@ class BenchOutcome:
         return "\n".join(out)
 
 
-def default_tier(device: str) -> str:
-    return "gpu" if device.startswith("cuda") else "cpu"
-
-
 def bench(
     base: Any,
     pruned: tuple[torch.nn.Module, Any] | None,
     config: BenchConfig,
     *,
-    device: str,
+    device: Any = None,
     tier: str | None = None,
     workloads: list[Workload] | None = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> BenchOutcome:
-    """Bench `base` (a widthwise.models.Loaded on `device`) and, when given, `pruned` = (its pruned copy,
-    the PruneReport) interleaved; the Results carry `tier` (default: gpu on CUDA, cpu otherwise)."""
+    """Bench `base` (a widthwise.models.Loaded) and, when given, `pruned` = (its pruned copy, the
+    PruneReport) interleaved, on `device` (a widthwise.device.Device or its spec; default the base's own);
+    the Results carry `tier` (default: the device's, gpu on CUDA and cpu otherwise)."""
+    dev = machine.resolve(device if device is not None else (base.device or "cpu"))
     wls = workloads if workloads is not None else config.load_workloads()
-    meter = open_meter(config.meter, device=device, gpu_uuid=machine.cuda_uuid(device))
+    meter = open_meter(config.meter, device=dev.kind, gpu_uuid=dev.uuid())
     try:
-        return _measure(base, pruned, config, wls, device, tier or default_tier(device), meter, log)
+        return _measure(base, pruned, config, wls, dev, tier or dev.tier, meter, log)
     finally:
         meter.close()
 
@@ -89,7 +87,7 @@ def _measure(
     pruned: tuple[torch.nn.Module, Any] | None,
     config: BenchConfig,
     wls: list[Workload],
-    device: str,
+    dev: Any,
     tier: str,
     meter: Meter,
     log: Callable[[str], None],
@@ -97,15 +95,9 @@ def _measure(
     from widthwise.models import describe
 
     t_start = time.perf_counter()
-    facts = machine.device_facts(device, meter)
-    load = facts.get("load_average_1_5_15")
-    if load and load[0] > 0.5 and not device.startswith("cuda"):
-        # Other work shares the cores: timings get noisy, and with every core asked for, OpenMP threads
-        # wait on each other at every barrier (several times slower, not just noisier).
-        log(
-            f"warning: load average {load[0]:g} on {facts['usable_cores']} cores before the bench; "
-            f"timings will be noisy{'' if torch.get_num_threads() == 1 else ' (consider --threads 1)'}"
-        )
+    facts = dev.facts(meter)
+    if (warning := dev.busy_warning(facts)) is not None:
+        log(warning)
     models: list[tuple[str, torch.nn.Module]] = [("base", base.model)]
     report = None
     if pruned is not None:
@@ -142,7 +134,7 @@ def _measure(
                     b,
                     repeats=config.repeats,
                     warmup=config.warmup,
-                    device=device,
+                    device=dev,
                     max_prompt_tokens=max_prompt_tokens(),
                     meter=meter if energy_reason is None else None,
                     idle=idle,
@@ -169,8 +161,8 @@ def _measure(
         "min_window_s": min_window,
         "decoding": "greedy, min_new_tokens = max_new_tokens",
         "dtype": dtype,
-        "device_kind": "cuda" if device.startswith("cuda") else "cpu",
-        "device_name": machine.device_name(device),
+        "device_kind": dev.kind,
+        "device_name": dev.hardware_name(),
         "threads": torch.get_num_threads(),
         "meter": meter.name,
     }
@@ -204,11 +196,12 @@ def _measure(
         "model_source": base.name,
         "model_path": base.path,
         "base_weights_sha256": base.weights_sha256,
-        "device": device,
+        "device": dev.label,
         "machine": facts,
         "threads": torch.get_num_threads(),
         "dtype": dtype,
         "seconds": round(facts["bench_wall_s"], 1),
+        "stand_in": "; ".join(x for x in (dev.fake, getattr(base, "standin", None)) if x) or None,
     }
     results = {}
     for role, m in models:

@@ -41,9 +41,11 @@ class MeasurementError(WidthwiseError):
 # ---------------------------------------------------------------------------------------------------
 # One generate() call
 # ---------------------------------------------------------------------------------------------------
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(torch.device(device))
+def synchronize(device: Any) -> None:
+    """Wait for the device's queued work (a widthwise.device.Device, or its spec)."""
+    from widthwise.device import resolve
+
+    resolve(device).synchronize()
 
 
 class TimingStreamer:
@@ -81,7 +83,7 @@ class Batch:
 
 
 def make_batches(
-    tokenizer: Any, prompts: Sequence[str], batch_size: int, max_prompt_tokens: int, device: str
+    tokenizer: Any, prompts: Sequence[str], batch_size: int, max_prompt_tokens: int, device: Any
 ) -> list[Batch]:
     """Consecutive batches of `batch_size` prompts, left-padded and truncated (keeping the prompt's start);
     a remainder smaller than a batch is left out so every call has the same batch size."""
@@ -89,6 +91,9 @@ def make_batches(
         raise WidthwiseError(
             f"batch size {batch_size} needs 1..{len(prompts)} prompts per workload (--prompts)"
         )
+    from widthwise.device import resolve
+
+    where = resolve(device).torch_device  # a Device, or its spec
     tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the last real token directly
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -101,7 +106,7 @@ def make_batches(
             truncation=True,
             max_length=max_prompt_tokens,
         )
-        batches.append(Batch(enc["input_ids"].to(device), enc["attention_mask"].to(device)))
+        batches.append(Batch(enc["input_ids"].to(where), enc["attention_mask"].to(where)))
     return batches
 
 

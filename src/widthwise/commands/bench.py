@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from widthwise import bench
     from widthwise.bench.models import load_bench_model
+    from widthwise.device import resolve as resolve_device
     from widthwise.errors import WidthwiseError
     from widthwise.names import slug
     from widthwise.prune import pruned_copy, spec_from_args
@@ -57,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
     config = bench.config_from_args(args)
     spec = spec_from_args(args)
     workloads = config.load_workloads()
-    dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise WidthwiseError(f"--device {dev}: CUDA is not available here")
-    dtype = args.dtype or ("bfloat16" if dev.startswith("cuda") else "float32")
+    dev = resolve_device(args.device or "auto")  # refuses a device that is not there, naming the fix
+    dtype = args.dtype or dev.dtype_name
     out = args.out or Path("runs") / f"bench-{slug(args.model)}-{spec.label() if spec else 'base'}.json"
     targets = {"base": bench.base_result_path(out) if spec else out, "pruned": out}
     for role in ("base", "pruned") if spec else ("base",):
