@@ -4,7 +4,7 @@ A Result is one (model, pruning configuration, suite) measured once by one stage
 so that any stage can run on another machine and `check` can merge shards:
 
     {
-      "schema":     "widthwise.result/3",
+      "schema":     "widthwise.result/4",
       "stage":      "eval" | "bench" | "paper"       which stage wrote it (paper: transcribed, not measured)
       "tier":       "paper" | "cpu" | "gpu"          which claims apply (thresholds.toml `tiers`)
       "model":      {"name", "weights_sha256", "hidden_size", "intermediate_size", "num_layers", "params"}
@@ -42,7 +42,8 @@ from typing import Any
 
 from widthwise.errors import WidthwiseError
 
-SCHEMA = "widthwise.result/3"
+SCHEMA = "widthwise.result/4"
+SCHEMA_V3 = "widthwise.result/3"  # before each task recorded its backend and stand-ins were recorded
 SCHEMA_V2 = "widthwise.result/2"  # before provenance had scoring and profile
 SCHEMA_V1 = "widthwise.result/1"
 STAGES = ("eval", "bench", "paper")
@@ -50,6 +51,9 @@ TIERS = ("paper", "cpu", "gpu")
 # JSON files that live beside Results in widthwise folders but are not Results.
 MANIFESTS = ("widthwise.json", "sweep.json")
 PLAN_SUFFIX = ".plan.json"  # what a run was meant to cover (widthwise.plan), beside its Results
+CHECKPOINT_SUFFIX = (
+    ".checkpoint.json"  # one finished task of an unfinished evaluation (evaluation/pertask.py)
+)
 REQUIRED = ("schema", "stage", "tier", "model", "pruning", "expansion_ratio", "settings", "metrics")
 PRUNING_KEYS = ("method", "pct", "ratio", "intermediate_size", "align", "seed", "kept_indices_sha256")
 # One meaning each, the same keys in every Result (null where a stage has nothing to record).
@@ -75,6 +79,8 @@ PROVENANCE_KEYS = {
     "profile": "where the time went: per task {kind, requests, seconds, tokens, head_positions} and the "
     "machine's attainable fp32 GEMM rate at the eval's thread count (evaluation/profile.py)",
     "reference": "for transcribed Results: the paper, its data and what is known to be wrong in it",
+    "stand_in": "what stood in for real hardware or weights (FakeCudaDevice, a stand-in model folder): "
+    "such a Result rehearses the pipeline and is never a baseline; null for a real measurement",
 }
 
 
@@ -226,7 +232,20 @@ def _upgrade_v2(old: Mapping[str, Any]) -> dict[str, Any]:
     prov = dict(old.get("provenance") or {})
     prov.setdefault("scoring", None)
     prov.setdefault("profile", None)
-    return {**old, "schema": SCHEMA, "provenance": prov}
+    return {**old, "schema": SCHEMA_V3, "provenance": prov}
+
+
+def _upgrade_v3(old: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 3 ran every task of an evaluation on one backend (settings.backend) and had no stand-ins, so
+    each task's backend is that one and nothing stood in."""
+    prov = {**dict(old.get("provenance") or {}), "stand_in": None}
+    settings = dict(old.get("settings") or {})
+    if isinstance(settings.get("tasks"), dict) and old.get("stage") == "eval":
+        backend = settings.get("backend", "hf")
+        settings["tasks"] = {
+            t: ({"backend": backend, **v} if isinstance(v, dict) else v) for t, v in settings["tasks"].items()
+        }
+    return {**old, "schema": SCHEMA, "settings": settings, "provenance": prov}
 
 
 def upgrade(result: Any, where: str = "Result") -> dict[str, Any]:
@@ -235,9 +254,11 @@ def upgrade(result: Any, where: str = "Result") -> dict[str, Any]:
         for k in ("model", "pruning", "expansion_ratio", "settings", "metrics", "provenance"):
             if k not in result:
                 raise WidthwiseError(f"{where}: missing field(s) {k}")
-        return _upgrade_v2(_upgrade_v1(result))
+        return _upgrade_v3(_upgrade_v2(_upgrade_v1(result)))
     if isinstance(result, dict) and result.get("schema") == SCHEMA_V2:
-        return _upgrade_v2(result)
+        return _upgrade_v3(_upgrade_v2(result))
+    if isinstance(result, dict) and result.get("schema") == SCHEMA_V3:
+        return _upgrade_v3(result)
     return result
 
 
@@ -248,7 +269,7 @@ def validate(result: Any, where: str = "Result") -> dict[str, Any]:
     if result.get("schema") != SCHEMA:
         raise WidthwiseError(
             f"{where}: schema is {result.get('schema')!r}, expected {SCHEMA!r} "
-            f"(or {SCHEMA_V2!r}, {SCHEMA_V1!r})"
+            f"(or {SCHEMA_V3!r}, {SCHEMA_V2!r}, {SCHEMA_V1!r})"
         )
     missing = [k for k in REQUIRED if k not in result]
     if missing:
@@ -331,7 +352,9 @@ def read_result(path: Path) -> dict[str, Any]:
 def result_files(folder: Path) -> list[Path]:
     """The Result files under a folder (shards, baselines), sorted for stable output."""
     files = sorted(f for f in Path(folder).rglob("*.json") if not f.name.startswith("."))
-    return [f for f in files if f.name not in MANIFESTS and not f.name.endswith(PLAN_SUFFIX)]
+    return [
+        f for f in files if f.name not in MANIFESTS and not f.name.endswith((PLAN_SUFFIX, CHECKPOINT_SUFFIX))
+    ]
 
 
 def collect_results(paths: Iterable[Path]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ output folder, one Result per (configuration, stage):
     DIR/results/plans/<shard>.plan.json    what the whole sweep covers (widthwise.plan), one per shard
     DIR/results/eval/<label>.json          widthwise eval Results
     DIR/results/bench/<label>.json         widthwise bench Results (pruned; the interleaved base beside it)
+    DIR/checkpoints/<key>/<task>.checkpoint.json   each finished task of an unfinished evaluation
     DIR/report/                            claims table and plots (unsharded runs; shards are merged by check)
 
 A finished file is never redone, so an interrupted sweep resumes where it stopped. `--shard i/n` runs every
@@ -33,6 +34,11 @@ from widthwise.prune import PruneSpec, canonical_method, width_from_pct
 from widthwise.results import atomic_write_text, read_result, write_result
 
 CONTROLS = ("random", "ppm-reverse")
+CHECKPOINTS = "checkpoints"  # DIR/checkpoints/<cache key>/<task>.checkpoint.json, per unfinished evaluation
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
 
 
 @dataclass(frozen=True)
@@ -316,11 +322,15 @@ def eval_stage(
 
     kw = dict(eval_kw or {})
     device = kw.pop("device", "cpu")
+    # Per-task checkpoints live beside the sweep's Results (not under results/), so a killed shard's
+    # finished tasks travel with its folder and a rerun resumes there (evaluation/pertask.py).
+    checkpoints = Path(path).parents[2] / CHECKPOINTS
     inputs = check_inputs(suite, device=device, **kw)  # refuse before loading anything
     set_threads()
-    loaded = load_model(model, device=device)
+    loaded = load_model(model, device=inputs.device)
     report = prune_model(loaded.model, config.spec) if config.spec else None
-    write_result(evaluate(loaded, report, inputs).result, path)
+    outcome = evaluate(loaded, report, inputs, checkpoints=checkpoints, log=_log)
+    write_result(outcome.result, path)
 
 
 def bench_stage(
@@ -330,7 +340,7 @@ def bench_stage(
     *,
     bench: Any,
     suite: str,
-    device: str,
+    device: Any,
     log: Callable[[str], None] = print,
 ) -> None:
     """Bench the base model and this configuration interleaved; write the pruned Result at `path` and the
@@ -338,18 +348,19 @@ def bench_stage(
     from widthwise.bench import base_result_path
     from widthwise.bench import bench as run_bench
     from widthwise.bench.models import load_bench_model
+    from widthwise.device import resolve
     from widthwise.evaluation import get_suite
     from widthwise.prune import pruned_copy
 
     assert config.spec is not None, "the base model has no bench stage of its own"
     workloads = bench.load_workloads()  # refuse bad workloads before loading the model
-    dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    loaded = load_bench_model(model, dtype=dtype, device=device)
+    dev = resolve(device)
+    loaded = load_bench_model(model, dtype=dev.dtype_name, device=dev)
     outcome = run_bench(
         loaded,
         pruned_copy(loaded.model, config.spec),
         bench,
-        device=device,
+        device=dev,
         tier=get_suite(suite).tier,
         workloads=workloads,
     )

@@ -1,16 +1,21 @@
-"""The multi-device hf path end to end on CPU: a pruned model saved to a folder, two torchrun ranks of
-widthwise.evaluation.dataparallel, lm-eval in each, and rank 0's output identical to the in-process
-evaluation.
+"""The worker paths end to end on CPU: a pruned model saved to a folder, the evaluation worker on it (two
+torchrun ranks of the hf backend, as several GPUs run it), each task family checkpointed as it finishes,
+and the parts identical to the in-process evaluation's.
 
 What CPU cannot show: lm-eval shards documents across ranks only when it counts more than one GPU, so
-here each rank scores every document. The launch, the folder round trip, the worker and the single write
-by rank 0 are real; the sharding itself is lm-eval's, exercised on GPU runners.
+here each rank scores every document; and vLLM needs a GPU. The launch, the folder round trip, the worker,
+the per-task checkpoints and the single write by rank 0 are real; the sharding itself is lm-eval's,
+exercised on GPU runners.
 """
+
+import json
 
 import pytest
 
 from support import evaluate_at, save_tiny_llama
+from widthwise.errors import WidthwiseError
 from widthwise.evaluation import backends
+from widthwise.evaluation.pertask import Checkpoints
 from widthwise.models import load_model, save_model
 from widthwise.prune import PruneSpec, prune_model
 
@@ -27,37 +32,41 @@ def tiny_llama(tmp_path_factory, default_model):
 def test_two_ranks_reproduce_the_in_process_result(tiny_llama, tmp_path):
     one = evaluate_at(str(tiny_llama), "smoke", pct=25, tasks=TASKS)
     assert one["settings"]["backend"] == "hf"
+    assert {t["backend"] for t in one["settings"]["tasks"].values()} == {"hf"}
     assert one["provenance"]["backend"]["devices"] == 1
 
     loaded = load_model(str(tiny_llama))
     prune_model(loaded.model, PruneSpec(method="ppm", pct=25))
     folder = save_model(loaded.model, loaded.tokenizer, tmp_path / "pruned", {"test": True}, force=False)
-    parts = backends.run_data_parallel(
-        folder,
-        "smoke",
-        TASKS,
-        dtype="float32",
-        nproc=2,
-        workdir=tmp_path,
-        env={"ACCELERATE_USE_CPU": "true"},
+    store = Checkpoints(tmp_path / "ck", "0123456789abcdef" * 4)
+    cmd = backends.worker_command(
+        folder, "smoke", TASKS, backend="hf", devices=2, dtype="float32", checkpoints=store.root, key=store.key
     )
-    assert parts["headline"] == one["headline"]
-    assert parts["samples"] == one["samples"]
+    backends.run_worker(cmd, env={"ACCELERATE_USE_CPU": "true"})
+    parts = store.load()
+    assert sorted(parts) == sorted(TASKS)  # one part per family, written once (by rank 0)
+    headline = {k: v for p in parts.values() for k, v in p["headline"].items()}
+    samples = {k: v for p in parts.values() for k, v in p["samples"].items()}
+    metrics = {k: v for p in parts.values() for k, v in p["metrics"].items()}
+    assert headline == one["headline"]
+    assert json.loads(json.dumps(samples)) == one["samples"]
     for key, entry in one["metrics"].items():
         if "not_measurable" in entry:
             continue
-        assert parts["metrics"][key] == pytest.approx(entry, nan_ok=True), key
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["parts.json", "pruned"]  # one file, one writer
+        assert metrics[key] == pytest.approx(entry, nan_ok=True), key
+    assert {p["backend"] for p in parts.values()} == {"hf"}
 
 
-def test_a_failing_rank_is_reported_with_its_error(tmp_path):
-    with pytest.raises(backends.WidthwiseError, match="data-parallel evaluation failed"):
-        backends.run_data_parallel(
-            tmp_path / "missing",
-            "smoke",
-            ["piqa"],
-            dtype="float32",
-            nproc=2,
-            workdir=tmp_path,
-            env={"ACCELERATE_USE_CPU": "true"},
-        )
+def test_a_failing_worker_is_reported_with_its_error(tmp_path):
+    cmd = backends.worker_command(
+        tmp_path / "missing",
+        "smoke",
+        ["piqa"],
+        backend="hf",
+        devices=2,
+        dtype="float32",
+        checkpoints=tmp_path / "ck",
+        key="f" * 64,
+    )
+    with pytest.raises(WidthwiseError, match="hf evaluation worker failed"):
+        backends.run_worker(cmd, env={"ACCELERATE_USE_CPU": "true"})

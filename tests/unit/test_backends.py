@@ -2,15 +2,41 @@
 
 import pytest
 
+from dataclasses import dataclass
+
 from widthwise.cli import main
+from widthwise.device import CudaDevice, Device, FakeCudaDevice
 from widthwise.errors import WidthwiseError
 from widthwise.evaluation import backends
 from widthwise.results import read_result, settings_mismatch, write_result
 
+CPU = Device()
+
+
+@dataclass(frozen=True)
+class FakeFourGpus(CudaDevice):
+    """FAKE: a CUDA device that counts four visible boards (this machine has none), for the counting
+    rules alone; nothing runs on it."""
+
+    fake: str | None = None  # counts as real hardware for the refusals under test
+
+    def visible_count(self) -> int:
+        return 4
+
 
 def test_auto_is_one_device_on_cpu():
-    assert backends.resolve_devices("hf", "auto", "cpu") == 1
-    assert backends.resolve_devices("hf", "1", "cpu") == 1
+    assert backends.resolve_devices("hf", "auto", CPU) == 1
+    assert backends.resolve_devices("hf", "1", CPU) == 1
+    assert backends.resolve_devices("auto", "auto", CPU) == 1
+
+
+def test_auto_backend_runs_generation_on_vllm_only_on_a_gpu():
+    assert backends.per_kind("auto", CPU) == {"loglikelihood": "hf", "generate": "hf"}
+    assert backends.per_kind("auto", FakeCudaDevice()) == {"loglikelihood": "hf", "generate": "vllm"}
+    assert backends.per_kind("hf", FakeCudaDevice()) == {"loglikelihood": "hf", "generate": "hf"}
+    assert backends.per_kind("vllm", FakeCudaDevice()) == {"loglikelihood": "vllm", "generate": "vllm"}
+    assert backends.mix_label({"a": "hf", "b": "vllm", "c": "hf"}) == "hf+vllm"
+    assert backends.mix_label({"a": "hf"}) == "hf"
 
 
 @pytest.mark.parametrize(
@@ -24,20 +50,43 @@ def test_auto_is_one_device_on_cpu():
     ],
 )
 def test_impossible_choices_are_refused(backend, devices, device, why):
+    assert device == "cpu"
     with pytest.raises(WidthwiseError, match=why):
-        backends.resolve_devices(backend, devices, device)
+        backends.resolve_devices(backend, devices, CPU)
 
 
 def test_gpu_counts(monkeypatch):
-    # Fake at the hardware boundary: this machine has no GPU, so the count of visible GPUs is set by hand.
-    monkeypatch.setattr(backends, "cuda_devices", lambda: 4)
-    assert backends.resolve_devices("hf", "auto", "cuda") == 4
-    assert backends.resolve_devices("hf", "2", "cuda") == 2
+    gpus = FakeFourGpus()
+    # --devices auto is the runner's allocation (CUDA_VISIBLE_DEVICES), never every board on a shared host.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert backends.resolve_devices("hf", "auto", gpus) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert backends.resolve_devices("hf", "auto", gpus) == 2
+    assert backends.resolve_devices("hf", "4", gpus) == 4
     with pytest.raises(WidthwiseError, match="only 4 CUDA device"):
-        backends.resolve_devices("hf", "8", "cuda")
+        backends.resolve_devices("hf", "8", gpus)
     if backends.importlib.util.find_spec("vllm") is None:
-        with pytest.raises(WidthwiseError, match="vllm package is not installed"):
-            backends.resolve_devices("vllm", "1", "cuda")
+        for backend, what in (("vllm", "every task"), ("auto", "generation")):
+            with pytest.raises(WidthwiseError, match=f"runs {what} on vLLM, which is not installed") as e:
+                backends.resolve_devices(backend, "1", gpus)
+            assert "constraints/gpu.txt" in str(e.value) and "--backend hf" in str(e.value)
+
+
+def test_the_fake_gpu_refuses_vllm_and_takes_hf(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake = FakeCudaDevice()
+    assert backends.resolve_devices("hf", "auto", fake) == 1
+    with pytest.raises(WidthwiseError, match="needs a real GPU .*FakeCudaDevice is a fake.*--backend hf"):
+        backends.resolve_devices("auto", "1", fake)
+    with pytest.raises(WidthwiseError, match="only 1 CUDA device"):
+        backends.resolve_devices("hf", "2", fake)
+
+
+def test_visible_devices_count_what_the_runner_hands_us():
+    assert backends.visible_cuda_devices({}) is None
+    assert backends.visible_cuda_devices({"CUDA_VISIBLE_DEVICES": "0"}) == 1
+    assert backends.visible_cuda_devices({"CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b"}) == 2
+    assert backends.visible_cuda_devices({"CUDA_VISIBLE_DEVICES": ""}) == 0
 
 
 def test_which_paths_load_a_saved_folder():
@@ -48,35 +97,28 @@ def test_which_paths_load_a_saved_folder():
     assert backends.describe("vllm", 2) == {
         "name": "vllm",
         "devices": 2,
-        "how": "VLLM, data_parallel_size 2, tensor_parallel_size 1",
+        "how": "VLLM in a worker process, data_parallel_size 2, tensor_parallel_size 1",
     }
+    mixed = backends.describe("hf+vllm", 1, {"ifeval": "vllm", "mmlu": "hf"})
+    assert mixed["tasks"] == {"ifeval": "vllm", "mmlu": "hf"}
+    assert mixed["how"].startswith("hf: in-process HFLM") and "vllm: VLLM in a worker" in mixed["how"]
 
 
-def test_launch_command_runs_the_worker_on_every_rank(tmp_path):
-    cmd = backends.launch_command(
-        tmp_path / "m", "paper", ["mmlu", "ifeval"], dtype="bfloat16", out=tmp_path / "o.json", nproc=4
-    )
+def test_worker_command_runs_hf_on_every_rank_and_vllm_alone(tmp_path):
+    kw = {"dtype": "bfloat16", "checkpoints": tmp_path / "ck", "key": "k" * 64}
+    cmd = backends.worker_command(tmp_path / "m", "paper", ["mmlu", "ifeval"], backend="hf", devices=4, **kw)
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert "--nproc_per_node=4" in cmd
-    worker = cmd[cmd.index("widthwise.evaluation.dataparallel") :]
+    worker = cmd[cmd.index("widthwise.evaluation.worker") :]
     assert worker[1:] == [
         str(tmp_path / "m"),
-        *(
-            "--suite",
-            "paper",
-            "--dtype",
-            "bfloat16",
-            "--scoring",
-            "prefix",
-            "--out",
-            str(tmp_path / "o.json"),
-        ),
-        *("--tasks", "mmlu,ifeval"),
+        *("--suite", "paper", "--tasks", "mmlu,ifeval", "--backend", "hf", "--devices", "4"),
+        *("--dtype", "bfloat16", "--scoring", "prefix", "--checkpoints", str(tmp_path / "ck")),
+        *("--key", "k" * 64),
     ]
-    plain = backends.launch_command(
-        tmp_path / "m", "paper", None, dtype="bfloat16", out=tmp_path / "o.json", nproc=4, scoring="plain"
-    )
-    assert plain[plain.index("--scoring") + 1] == "plain"
+    vllm = backends.worker_command(tmp_path / "m", "paper", ["ifeval"], backend="vllm", limit=3, **kw)
+    assert "torch.distributed.run" not in vllm and vllm[1:3] == ["-m", "widthwise.evaluation.worker"]
+    assert vllm[vllm.index("--limit") + 1] == "3"
 
 
 def test_backend_is_a_comparison_setting_and_old_evaluations_read_as_hf(tmp_path):

@@ -50,5 +50,7 @@ def test_a_result_without_a_profile_says_so():
 
 
 def test_the_gemm_probe_measures_a_rate():
-    p = profile.gemm_probe(1, n=256, repeats=2)
+    from widthwise.device import cpu_gemm_probe
+
+    p = cpu_gemm_probe(1, n=256, repeats=2)
     assert p["threads"] == 1 and p["n"] == 256 and p["gflops"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 HELP = "Evaluate MODEL (pruned in memory first with --pct) on a suite through lm-eval and write a Result."
@@ -21,6 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--suite", required=True, help="suite name from widthwise/evaluation/suites.toml: paper, cpu, smoke"
     )
     p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="at most N documents per task family (recorded in settings; never the paper's numbers)",
+    )
     prune.add_arguments(p, required=False, what="prune in memory first")
     p.add_argument("--out", type=Path, help="write the Result JSON here (it is also kept in the cache)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
@@ -62,14 +68,15 @@ def _fmt(entry: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from widthwise.device import resolve as resolve_device
     from widthwise.errors import WidthwiseError
-    from widthwise.evaluation import backends, check_inputs, evaluate, set_threads
+    from widthwise.evaluation import check_inputs, evaluate, set_threads
     from widthwise.models import load_model
     from widthwise.names import config_label
     from widthwise.prune import prune_model, spec_from_args
     from widthwise.results import write_result
 
-    device = backends.resolve_device(args.device)
+    device = resolve_device(args.device)
     if args.out is not None and args.out.exists() and not args.force:
         raise WidthwiseError(f"--out {args.out} exists; pass --force to overwrite it")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
@@ -82,12 +89,19 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         devices=args.devices,
         scoring=args.scoring,
+        limit=args.limit,
     )
     set_threads(args.threads)
     loaded = load_model(args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code, device=device)
     report = prune_model(loaded.model, spec) if spec is not None else None
     outcome = evaluate(
-        loaded, report, inputs, refresh=args.refresh, use_cache=not args.no_cache, verbose=args.verbose
+        loaded,
+        report,
+        inputs,
+        refresh=args.refresh,
+        use_cache=not args.no_cache,
+        verbose=args.verbose,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     result = outcome.result
     if args.out is not None:

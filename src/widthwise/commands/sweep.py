@@ -45,28 +45,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "1 for the paper suite, whose runs each fill a GPU); benches always run alone",
     )
     p.add_argument("--shard", help="run shard i of n (e.g. 2/7); check merges shard folders")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="at most N documents per task family (a rehearsal or a quick look; recorded in settings, so "
+        "limited Results never compare with full ones)",
+    )
     backends.add_arguments(p, devices_default="auto")
     p.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output folder (default runs/sweep)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     import shlex
 
     from widthwise import bench, report, sweep
+    from widthwise.device import resolve as resolve_device
     from widthwise.errors import WidthwiseError
     from widthwise.evaluation import backends, get_suite
 
     pcts = sweep.parse_pcts(args.pcts)
     which = sweep.parse_shard(args.shard)
     control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
-    get_suite(args.suite)  # an unknown suite is refused before anything runs
-    dev = backends.resolve_device(args.device)
+    the_suite = get_suite(args.suite, limit=args.limit)  # an unknown suite is refused before anything runs
+    dev = resolve_device(args.device)
     # Refuse an impossible backend/device choice now, not after the first configuration's model load.
     n_devices = backends.resolve_devices(args.backend, args.devices, dev)
     if args.jobs == "auto":
-        on_gpu = args.suite == "paper" or dev.startswith("cuda")
-        jobs = 1 if on_gpu else max(1, min(4, os.cpu_count() or 1))
+        # A GPU-tier suite's evaluations each fill a board; on a CPU, one per core (one thread each).
+        jobs = 1 if the_suite.tier == "gpu" else dev.parallel_evaluations()
     else:
         try:
             jobs = int(args.jobs)
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "backend": args.backend,
         "devices": n_devices,
         "scoring": args.scoring,
+        "limit": args.limit,
     }
     sweep.run(
         args.model,
@@ -91,7 +98,13 @@ def run(args: argparse.Namespace) -> int:
         suite=args.suite,
         bench=bench_config,
         jobs=jobs,
-        eval_kw={"device": dev, "backend": args.backend, "devices": n_devices, "scoring": args.scoring},
+        eval_kw={
+            "device": dev,
+            "backend": args.backend,
+            "devices": n_devices,
+            "scoring": args.scoring,
+            "limit": args.limit,
+        },
         request=request,
         planned=configs,
         shard_label=f"{which[0]}/{which[1]}" if which is not None else None,

@@ -3,10 +3,12 @@
     suites      suites.toml as frozen dataclasses (tasks, shots, fixed documents, tier)
     loading     where each task's data is, the local task YAMLs (tasks/), the fixed document ids
     settings    everything that changes a score, recorded in the Result
-    runner      lm-eval's simple_evaluate, one call per chat-template phase
+    runner      lm-eval's simple_evaluate on one task family at a time
+    pertask     each finished family checkpointed, so a killed evaluation resumes (pertask.Checkpoints)
     scoring     lm-eval's output -> metrics, headlines, per-document records (IFEval's extras)
     cache       the result cache and its key
-    backends    hf in process, hf data parallel (torchrun), vllm; dataparallel is one rank's worker
+    backends    hf in process, hf data parallel (torchrun), vllm, auto (generation on vLLM on a GPU)
+    worker      a saved folder evaluated in a process of its own (vLLM; hf over several ranks)
     run         the stage: check_inputs(suite) before loading, evaluate(model, pruning, suite) -> Outcome
 
 The names below load on first use, so that building a command line does not import torch or lm-eval.

@@ -1,8 +1,9 @@
 """Where an evaluation's time goes: each task's requests, tokens and seconds beside what the machine can do.
 
-    gemm_probe(threads)        the attainable fp32 matmul rate: a 1024^3 GEMM at the eval's thread count
     by_family(costs, family_of) lm-eval's per-task costs summed per suite family
-    build(tasks, probe, model) the provenance "profile" entry of one evaluation
+    build(tasks, probe, model) the provenance "profile" entry of one evaluation, beside the attainable
+                               matmul rate the device measured (widthwise.device: Device.gemm_probe,
+                               fp32 1024^3 at the eval's threads on a CPU, bf16 4096^3 on a GPU)
     table(result)              `widthwise eval --profile`: task, kind, requests, tokens, seconds, tokens/s,
                                and the model FLOP rate each task reached as a share of the probe
 
@@ -13,31 +14,8 @@ percent, so the share is a floor, not an exact utilisation.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
-
-GEMM_N = 1024
-
-
-def gemm_probe(threads: int, n: int = GEMM_N, repeats: int = 5) -> dict[str, Any]:
-    """The best of `repeats` n^3 fp32 GEMMs after one warm-up, as GFLOP/s (best, because the question is
-    what the machine can attain; a shared machine only ever makes it slower)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        torch.mm(a, b)
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            best = min(best, time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(old)
-    return {"n": n, "dtype": "float32", "threads": threads, "gflops": round(2 * n**3 / best / 1e9, 1)}
 
 
 def model_flop_counts(model: Any) -> dict[str, int]:
@@ -67,6 +45,7 @@ SUMMED = ("requests", "seconds", "tokens", "head_positions")
 
 
 def build(tasks: Mapping[str, Mapping[str, Any]], probe: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    """`probe` is the device's own measurement (never None: every device has one, the fake included)."""
     return {"tasks": dict(tasks), "gemm": dict(probe), **model_flop_counts(model)}
 
 

@@ -5,6 +5,9 @@
                                         when `pruning`, its PruneReport, is given) on the suite
 
 Everything that changes a score is in the Result's settings and in the cache key (evaluation/cache.py).
+Families run one at a time and each is checkpointed as it finishes (evaluation/pertask.py), so a killed
+evaluation resumes at its first unfinished family. What differs by device is asked of the model's
+widthwise.device.Device; nothing here tests a device's name.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,8 @@ from widthwise.evaluation import backends
 from widthwise.evaluation import profile as profiling
 from widthwise.evaluation.cache import cache_key, cache_path, data_checksums
 from widthwise.evaluation.loading import LoadedTask, Source, builtin_name, load_tasks, plan_sources
+from widthwise.evaluation.pertask import Checkpoints, run_tasks
 from widthwise.evaluation.runner import quiet, run_lm_eval
-from widthwise.evaluation.scoring import to_result_parts
 from widthwise.evaluation.settings import build_settings
 from widthwise.evaluation.suites import Suite, family, get_suite
 
@@ -38,10 +42,11 @@ class Inputs:
     tasks: list[str] | None
     sources: dict[str, Source]
     allow_hub: bool
-    device: str
+    device: Any  # widthwise.device.Device
     backend: str
     devices: int
     scoring: str
+    kinds: dict[str, str]  # request kind -> the backend that runs it (backends.per_kind)
 
 
 @dataclass
@@ -68,22 +73,35 @@ def check_inputs(
     *,
     tasks: list[str] | None = None,
     allow_hub: bool = False,
-    device: str = "cpu",
+    device: Any = "cpu",
     backend: str = backends.DEFAULT_BACKEND,
     devices: int | str = 1,
     scoring: str = backends.DEFAULT_SCORING,
+    limit: int | None = None,
 ) -> Inputs:
     """Refuse, before any model is loaded, what cannot run: an unknown suite or task, missing data, an
     impossible backend. Also switches the hub libraries offline unless hub access is allowed."""
-    the_suite = suite if isinstance(suite, Suite) else get_suite(suite, tasks)
-    n = backends.resolve_devices(backend, devices, device)
+    from widthwise.device import resolve
+
+    dev = resolve(device)
+    the_suite = suite if isinstance(suite, Suite) else get_suite(suite, tasks, limit)
+    n = backends.resolve_devices(backend, devices, dev)
     if scoring not in backends.SCORING:
         raise WidthwiseError(f"unknown scoring {scoring!r}; choose from {', '.join(backends.SCORING)}")
     allow_hub = allow_hub or data.hub_allowed()
     data.setup_environment(allow_hub)  # offline switches first: they must precede any hub library import
     sources = plan_sources(the_suite, allow_hub)  # may fetch the data folder
     data.setup_environment(allow_hub)  # again, so that NLTK_DATA points at a folder fetched just now
-    return Inputs(the_suite, tasks, sources, allow_hub, device, backend, n, scoring)
+    kinds = backends.per_kind(backend, dev)
+    return Inputs(the_suite, tasks, sources, allow_hub, dev, backend, n, scoring, kinds)
+
+
+def checkpoint_root() -> Path:
+    """Where an evaluation keeps its per-family checkpoints unless told otherwise (a sweep keeps them in
+    its own folder, so they travel with a shard's artifact)."""
+    from widthwise.models import cache_dir
+
+    return cache_dir() / "checkpoints"
 
 
 def evaluate(
@@ -96,21 +114,26 @@ def evaluate(
     backend: str = backends.DEFAULT_BACKEND,
     devices: int | str = 1,
     scoring: str = backends.DEFAULT_SCORING,
+    limit: int | None = None,
     refresh: bool = False,
     use_cache: bool = True,
+    checkpoints: Path | None = None,
     verbose: bool = False,
+    log: Any = None,
 ) -> Outcome:
     """Evaluate `model` (a widthwise.models.Loaded, already pruned when `pruning` is its PruneReport) on a
-    suite; a cached Result when nothing that could change it changed. The device is the model's own."""
+    suite; a cached Result when nothing that could change it changed. The device is the model's own.
+    `checkpoints`: the folder for per-family checkpoints (default under the cache)."""
     import torch
 
-    from widthwise import device as machine
+    from widthwise.device import of_tensor_device
     from widthwise.models import describe, weights_sha256
     from widthwise.results import code_provenance, new_result, read_result, write_result
 
     t0 = time.perf_counter()
+    say = log or (lambda msg: None)
     m = model.model
-    device = str(next(m.parameters()).device)
+    dev = getattr(model, "device", None) or of_tensor_device(next(m.parameters()).device)
     if isinstance(suite, Inputs):
         inputs = suite
     else:
@@ -118,22 +141,25 @@ def evaluate(
             suite,
             tasks=tasks,
             allow_hub=allow_hub,
-            device=device,
+            device=dev,
             backend=backend,
             devices=devices,
             scoring=scoring,
+            limit=limit,
         )
     s = inputs.suite
     weights = weights_sha256(m) if pruning is not None else model.weights_sha256
     dtype = str(next(m.parameters()).dtype).removeprefix("torch.")
     with quiet(verbose):
         task_items, tm = load_tasks(s, inputs.sources)
-    settings = build_settings(s, task_items, inputs.sources, model.tokenizer, dtype, inputs.backend)
+    task_backend = {it.spec.name: inputs.kinds[it.spec.kind] for it in task_items}
+    mix = backends.mix_label(task_backend)
+    settings = build_settings(s, task_items, inputs.sources, model.tokenizer, dtype, mix, task_backend)
     checksums = data_checksums(inputs.sources)
-    # vLLM scores its own way: the scoring path applies to HFLM only.
-    scoring_used = inputs.scoring if inputs.backend == "hf" else None
+    # The scoring path applies to HFLM only (vLLM scores its own way).
+    scoring_used = inputs.scoring if "hf" in task_backend.values() else None
     runtime = {
-        "device": device,
+        "device": dev.label,
         "threads": torch.get_num_threads(),
         "devices": inputs.devices,
         "scoring": scoring_used,
@@ -147,6 +173,7 @@ def evaluate(
             raise WidthwiseError(f"{e}; delete it or pass --refresh") from None
         return Outcome(cached, True, cfile, time.perf_counter() - t0)
 
+    stand_in = [x for x in (dev.fake, model_standin(model)) if x]
     result = new_result(
         stage="eval",
         tier=s.tier,
@@ -159,11 +186,11 @@ def evaluate(
             "model_source": model.name,
             "model_path": model.path,
             "base_weights_sha256": model.weights_sha256,
-            "device": device,
-            "machine": machine.device_facts(device),
+            "device": dev.label,
+            "machine": dev.facts(),
             "threads": torch.get_num_threads(),
             "dtype": dtype,
-            "backend": backends.describe(inputs.backend, inputs.devices),
+            "backend": backends.describe(mix, inputs.devices, task_backend),
             "seed": s.seed,
             "data": checksums,
             "sample_ids": {
@@ -171,32 +198,40 @@ def evaluate(
             },
             "cache_key": key,
             "scoring": scoring_used,
+            "stand_in": "; ".join(stand_in) or None,
         },
     )
     t_run = time.perf_counter()
-    if backends.needs_folder(inputs.backend, inputs.devices):
-        metrics, headline, samples = _evaluate_from_folder(
-            model, pruning, inputs, task_items, tm, dtype, verbose
-        )
-    else:
-        from widthwise.evaluation import hflm
-
-        probe = profiling.gemm_probe(torch.get_num_threads()) if device == "cpu" else None
-        with quiet(verbose):
-            lm = hflm.make(
-                m,
-                model.tokenizer,
-                batch_size=s.batch_size,
-                device=device,
-                scoring=inputs.scoring,
-                generate_batch_size=s.generate_batch_size,
-            )
-            lm_out = run_lm_eval(lm, s, task_items, tm, model.tokenizer)
-        assert lm_out is not None  # one process is always rank 0
-        metrics, headline, samples = to_result_parts(task_items, lm_out)
-        family_of = {leaf: it.spec.name for it in task_items for leaf in it.leaves}
-        costs = profiling.by_family(hflm.profile_of(lm), family_of)
-        result["provenance"]["profile"] = profiling.build(costs, probe, m)
+    store = Checkpoints(checkpoints or checkpoint_root(), key)
+    if refresh:
+        store.clear()
+    done = store.load()
+    if done:
+        names = ", ".join(sorted(done))
+        say(f"eval: resuming from {len(done)} checkpointed task(s) in {store.folder}: {names}")
+    todo = [it for it in task_items if it.spec.name not in done]
+    probe = dev.gemm_probe(torch.get_num_threads())
+    in_process = [it for it in todo if task_backend[it.spec.name] == "hf" and inputs.devices == 1]
+    if in_process:
+        _run_in_process(model, dev, inputs, in_process, tm, store, verbose, say)
+    elsewhere = [it for it in todo if it not in in_process]
+    if elsewhere:
+        _run_in_workers(model, pruning, dev, inputs, elsewhere, task_backend, dtype, store, say)
+    parts = store.load()
+    lost = [it.spec.name for it in task_items if it.spec.name not in parts]
+    if lost:
+        raise WidthwiseError(f"evaluation finished without a result for task(s) {', '.join(lost)}")
+    metrics: dict[str, Any] = {}
+    headline: dict[str, Any] = {}
+    samples: dict[str, Any] = {}
+    for it in task_items:
+        part = parts[it.spec.name]
+        metrics.update(part["metrics"])
+        headline.update(part["headline"])
+        samples.update(part["samples"])
+    costs = {it.spec.name: {**parts[it.spec.name]["cost"], "backend": parts[it.spec.name]["backend"]}
+             for it in task_items}  # fmt: skip
+    result["provenance"]["profile"] = profiling.build(costs, probe, m)
     for task, why in s.substitutes.items():
         metrics[f"{task}/{family(task)['headline']}"] = {
             "value": None,
@@ -208,20 +243,63 @@ def evaluate(
     result["provenance"]["seconds"] = round(time.perf_counter() - t_run, 1)
     if use_cache:
         write_result(result, cfile, overwrite=True)
+    store.clear()
     return Outcome(result, False, cfile, time.perf_counter() - t0)
 
 
-def _evaluate_from_folder(
+def model_standin(model: Any) -> str | None:
+    standin = getattr(model, "standin", None)
+    return f"stand-in model folder {standin} for {model.name}" if standin else None
+
+
+def _run_in_process(
+    model: Any,
+    dev: Any,
+    inputs: Inputs,
+    items: list[LoadedTask],
+    tm: Any,
+    store: Checkpoints,
+    verbose: bool,
+    say: Any,
+) -> None:
+    """lm-eval's HFLM (widthwise's) over the in-memory model, one family at a time."""
+    from widthwise.evaluation import hflm
+
+    s = inputs.suite
+    with quiet(verbose):
+        lm = hflm.make(
+            model.model,
+            model.tokenizer,
+            batch_size=s.batch_size,
+            device=dev.torch_device,
+            scoring=inputs.scoring,
+            generate_batch_size=s.generate_batch_size,
+        )
+        run_tasks(
+            items,
+            lambda item: run_lm_eval(lm, s, [item], tm, model.tokenizer),
+            store,
+            "hf",
+            profile_of=lambda: hflm.profile_of(lm),
+            log=say,
+        )
+
+
+def _run_in_workers(
     model: Any,
     pruning: Any,
+    dev: Any,
     inputs: Inputs,
-    task_items: list[LoadedTask],
-    tm: Any,
+    items: list[LoadedTask],
+    task_backend: dict[str, str],
     dtype: str,
-    verbose: bool,
-) -> tuple[dict, dict, dict]:
-    """vllm, or hf over several devices: both load a folder, so the (pruned) model is saved to a
-    temporary one beside the model cache and removed afterwards."""
+    store: Checkpoints,
+    say: Any,
+) -> None:
+    """vLLM, or hf over several devices: both load a folder, so the (pruned) model is saved to a
+    temporary one beside the model cache (removed afterwards) and a worker process evaluates it,
+    checkpointing each family. While a vLLM worker runs, the in-memory model is moved off the device so
+    that vLLM can take the board's memory."""
     from widthwise.models import cache_dir, save_model
 
     scratch = cache_dir() / "scratch"
@@ -230,20 +308,23 @@ def _evaluate_from_folder(
         folder = Path(tmp) / "model"
         manifest = {"source": model.name, "pruning": pruning.as_dict() if pruning is not None else None}
         save_model(model.model, model.tokenizer, folder, manifest, force=False)
-        if inputs.backend == "hf":
-            parts = backends.run_data_parallel(
+        for backend in sorted({task_backend[it.spec.name] for it in items}):
+            names = [it.spec.name for it in items if task_backend[it.spec.name] == backend]
+            cmd = backends.worker_command(
                 folder,
                 inputs.suite.name,
-                inputs.tasks,
-                scoring=inputs.scoring,
+                names,
+                backend=backend,
                 dtype=dtype,
-                nproc=inputs.devices,
-                workdir=Path(tmp),
+                checkpoints=store.root,
+                key=store.key,
+                devices=inputs.devices,
+                limit=inputs.suite.limit,
                 allow_hub=inputs.allow_hub,
+                scoring=inputs.scoring,
             )
-            return parts["metrics"], parts["headline"], parts["samples"]
-        with quiet(verbose):
-            lm = backends.make_vllm(folder, dtype=dtype, devices=inputs.devices, seed=inputs.suite.seed)
-            lm_out = run_lm_eval(lm, inputs.suite, task_items, tm, model.tokenizer)
-        assert lm_out is not None
-        return to_result_parts(task_items, lm_out)
+            say(f"eval: {', '.join(names)} on {backend} in a worker process")
+            with ExitStack() as stack:
+                if backend == "vllm":
+                    stack.enter_context(dev.offloaded(model.model))
+                backends.run_worker(cmd)

@@ -1,4 +1,5 @@
-"""Running lm-eval: one simple_evaluate call per chat-template phase, with lm-eval's own default seeds."""
+"""Running lm-eval: simple_evaluate with lm-eval's own default seeds, one call per chat-template phase of
+the families given (the evaluation gives one family at a time, evaluation/pertask.py)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from widthwise import degeneracy
-from widthwise.evaluation import backends
 from widthwise.evaluation.loading import LoadedTask, Source, ids_sha256
 from widthwise.evaluation.runner import (
     BOOTSTRAP_ITERS,
@@ -33,8 +32,11 @@ def build_settings(
     sources: dict[str, Source],
     tokenizer: Any,
     dtype: str,
-    backend: str = backends.DEFAULT_BACKEND,
+    backend: str = "hf",
+    task_backends: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """`backend` is the mix the evaluation used ("hf", "vllm", "hf+vllm"); `task_backends` which one
+    ran each family (default: `backend` for all)."""
     tasks = {}
     for item in loaded:
         spec = item.spec
@@ -43,6 +45,7 @@ def build_settings(
         n = sum(len(v) if v is not None else item.sizes[k] for k, v in item.ids.items())
         chat = applies_chat_template(suite, spec, tokenizer)
         tasks[spec.name] = {
+            "backend": (task_backends or {}).get(spec.name, backend),
             "source": sources[spec.name].kind,
             "shots": spec.shots,
             # Offline copies can lack a split (GSM8K has no train split: shots come from test).
@@ -67,7 +70,7 @@ def build_settings(
         "lm_eval": version("lm_eval"),
         "lm_eval_seeds": LM_EVAL_SEEDS,
         "bootstrap_iters": BOOTSTRAP_ITERS,
-        "limit": None,
+        "limit": suite.limit,
         "degeneracy": degeneracy.definition(),
         "substitutes": dict(suite.substitutes),
         # recorded only when set, so that Results made before it existed still compare

@@ -39,6 +39,9 @@ class Suite:
     # Generation's own batch size where it differs from batch_size (decoding is weight-bound on CPU: one
     # step for 32 rows costs ~2x one for 8); None: batch_size.
     generate_batch_size: int | None = None
+    # --limit: at most this many documents per task family (a rehearsal or a quick look, never the
+    # paper's numbers); recorded in settings, so limited Results never compare with full ones.
+    limit: int | None = None
 
 
 @functools.cache
@@ -56,8 +59,18 @@ def family(task: str) -> dict[str, Any]:
     return suites_toml()["tasks"][task]
 
 
-def get_suite(name: str, tasks: list[str] | None = None) -> Suite:
-    """The named suite, optionally restricted to some of its tasks; WidthwiseError for unknown names."""
+def limited(n: int | None, per_subject: int | None, limit: int | None) -> tuple[int | None, int | None]:
+    """(n, per_subject) under --limit: at most `limit` documents of the family, drawn as `n` is."""
+    if limit is None:
+        return n, per_subject
+    if limit < 1:
+        raise WidthwiseError(f"--limit must be at least 1, got {limit}")
+    return (min(n, limit) if n is not None else limit), None
+
+
+def get_suite(name: str, tasks: list[str] | None = None, limit: int | None = None) -> Suite:
+    """The named suite, optionally restricted to some of its tasks and to `limit` documents per family;
+    WidthwiseError for unknown names."""
     doc = suites_toml()
     if name not in doc["suites"]:
         raise WidthwiseError(f"unknown suite {name!r}; known: {', '.join(suite_names())}")
@@ -75,6 +88,7 @@ def get_suite(name: str, tasks: list[str] | None = None) -> Suite:
         fam, opts = doc["tasks"][t], raw["tasks"][t]
         if "per_subject" in opts and t != "mmlu":
             raise WidthwiseError(f"suites.toml: {name}.{t}: per_subject is for mmlu only")
+        n, per_subject = limited(opts.get("n"), opts.get("per_subject"), limit)
         specs.append(
             TaskSpec(
                 name=t,
@@ -82,8 +96,8 @@ def get_suite(name: str, tasks: list[str] | None = None) -> Suite:
                 headline=fam["headline"],
                 template=fam.get("template"),
                 shots=int(opts["shots"]),
-                n=opts.get("n"),
-                per_subject=opts.get("per_subject"),
+                n=n,
+                per_subject=per_subject,
                 max_gen_toks=opts.get("max_gen_toks"),
             )
         )
@@ -97,4 +111,5 @@ def get_suite(name: str, tasks: list[str] | None = None) -> Suite:
         tasks=tuple(specs),
         substitutes={k: v for k, v in raw.get("substitutes", {}).items() if not tasks or k in tasks},
         generate_batch_size=int(raw["generate_batch_size"]) if "generate_batch_size" in raw else None,
+        limit=limit,
     )
