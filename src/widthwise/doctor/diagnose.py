@@ -21,9 +21,11 @@ GIB = 1 << 30
 WEIGHT_COPIES = 2
 BYTES_PER_PARAM = 2
 MARGIN_BYTES = 4 * GIB
-# vLLM claims gpu_memory_utilization x total memory when it starts and refuses to start when less is free;
-# lm-eval's VLLM passes no value, so vLLM's own default holds. Gathered from the installed vLLM when it
-# imports; this is the default its docs have long stated, for when it does not.
+# vLLM claims gpu_memory_utilization x total memory when it starts and refuses to start when less is free
+# ("Free memory on device ... is less than desired GPU memory utilization", vllm-project/vllm#20305).
+# lm-eval 0.4.13's VLLM passes no value, so vLLM's own default holds; gather() reads it from the installed
+# vLLM (EngineArgs). 0.9 is the default vLLM's engine-argument docs state, used when that read fails
+# (newer serve docs say 0.92: the installed vLLM's own value is what counts).
 VLLM_MEMORY_UTILIZATION = 0.9
 # NVML's energy counter must resolve the bench's windows: a counter that holds still for longer than this
 # quantises a window's joules by more than a tenth of a second's energy.
