@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "report": "widthwise.commands.report",
     "baseline": "widthwise.commands.baseline",
     "fetch-data": "widthwise.commands.fetch_data",
+    "doctor": "widthwise.commands.doctor",
 }
 
 
