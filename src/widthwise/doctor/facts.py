@@ -23,6 +23,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from widthwise.device import FAKE_ENV, own_pids
 from widthwise.doctor.diagnose import (
     GIB,
     Facts,
@@ -33,7 +34,6 @@ from widthwise.doctor.diagnose import (
     other_processes,
 )
 
-FAKE_ENV = "WIDTHWISE_FAKE_CUDA"  # the same switch as widthwise.device's FakeCudaDevice
 COUNTER_SECONDS = 1.5
 COUNTER_POLL_S = 0.005
 VLLM_TIMEOUT_S = 180.0  # a healthy vLLM imports in well under a minute; a hung one must not hold the job
@@ -67,6 +67,7 @@ class _Board:
 
 
 def fake_requested(env: Mapping[str, str] = os.environ) -> bool:
+    """widthwise.device.fake_requested, over a given environment (tests pass their own)."""
     return env.get(FAKE_ENV, "").strip() not in ("", "0")
 
 
@@ -330,7 +331,9 @@ def gather(
         device_uuid=side.uuid or (board.uuid if board else None),
         memory_free=board.free if board else None,
         memory_total=board.total if board else None,
-        processes=other_processes(board.procs, {os.getpid()}) if board else (),
+        # Listed before this process opens a CUDA context, so every entry is another process; own_pids
+        # (widthwise.device) also knows this process's PIDs in every namespace /proc shows.
+        processes=other_processes(board.procs, own_pids()) if board else (),
         counter_samples=samples,
         counter_error=counter_error,
         vllm_version=version,
