@@ -388,15 +388,13 @@ def idle_power(before: Reading, after: Reading) -> dict[str, Any]:
 
 def power_flag(reading: Reading, idle_w: float, limit_w: float | None) -> str | None:
     """Why a window is physically implausible, or None: its energy must be > 0 and its average power
-    between idle and the power limit (each within POWER_TOLERANCE)."""
+    between idle and the power limit (each within POWER_TOLERANCE). Below idle means the idle windows or
+    this one are wrong: another load during calibration, or a window too short for the counter."""
     if reading.joules <= 0:
-        return f"measured {reading.joules:.4f} J over {reading.seconds:.3f}s; energy must be > 0"
+        return f"energy {reading.joules:.4f} J over {reading.seconds:.3f}s is not > 0"
     w = reading.watts
     if w < idle_w * (1 - POWER_TOLERANCE):
-        return (
-            f"average power {w:.1f} W is below idle {idle_w:.1f} W (the idle windows or this one are wrong: "
-            "another load during calibration, or a window too short for the counter)"
-        )
+        return f"average power {w:.1f} W below idle {idle_w:.1f} W"
     if limit_w is not None and w > limit_w * (1 + POWER_TOLERANCE):
-        return f"average power {w:.1f} W exceeds the power limit {limit_w:.1f} W; the meter is misread"
+        return f"average power {w:.1f} W above the power limit {limit_w:.1f} W"
     return None

@@ -27,6 +27,7 @@ from widthwise.claims.metrics import BENCH_FIGURES, bench_key
 # What a window measures (Window.figures), in table order; the paper's TTLT is only ever transcribed.
 WINDOW_FIGURES = ("ttft_ms", "tpot_ms", "latency_ms", "throughput_tok_s", "j_per_token", "j_per_token_gross")
 BATCH_AGGREGATES = ("throughput_tok_s", "latency_ms", "ttft_ms", "tpot_ms")
+SHOWN_FLAGS = 2  # flags quoted in a not-measurable reason; the Result's bench.windows keeps every one
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -140,7 +141,10 @@ def unmeasured_reason(
     why = f"{measured} of {len(values)} windows measured it, {min_n} needed"
     notes = [f"repeat {r + 1}: {f}" for r, f in enumerate(flagged or []) if f]
     if notes:
-        why = f"energy: {len(notes)} of {len(values)} windows flagged ({'; '.join(notes)}); {why}"
+        shown = notes[:SHOWN_FLAGS] + (
+            [f"{len(notes) - SHOWN_FLAGS} more"] if len(notes) > SHOWN_FLAGS else []
+        )
+        why = f"energy: {len(notes)} of {len(values)} windows flagged ({'; '.join(shown)}); {why}"
     return why
 
 
