@@ -232,3 +232,23 @@ def test_a_counter_that_stops_during_the_cells_makes_energy_not_measurable(fake_
     m = figures.metrics(figures.series([c], "base"), e["not_measurable"], figures.flags([c], "base"))
     assert "not counting" in m["bench:toy_b8/j_per_token"]["not_measurable"]
     assert m["bench:toy_b8/tpot_ms"]["value"] > 0
+
+
+def test_widthwise_bench_under_fake_cuda_says_its_meter_is_a_fake(fake_cuda_nvml, tmp_path, capsys):
+    from support import save_tiny_llama
+    from widthwise.results import read_result
+
+    folder = save_tiny_llama(
+        tmp_path / "tiny", word_tokenizer(), vocab_size=64, eos_token_id=2, pad_token_id=1
+    )
+    out = tmp_path / "r" / "tiny.json"
+    argv = ["bench", str(folder), "--pct", "50", "--workloads", "mmlu", "--prompts", "8", "--new-tokens", "3",
+            "--batch-sizes", "8", "--meter", "nvml", "--min-window-s", "0.3", "--idle-s", "0.3",
+            "--threads", "1", "--out", str(out)]  # fmt: skip
+    code, printed, _ = run_cli(argv, capsys)
+    assert code == 0
+    assert f"energy meter: {FakePynvml.FAKE}" in printed and "0 window(s) flagged" in printed
+    r = read_result(out)
+    assert r["bench"]["energy"]["fake"] == FakePynvml.FAKE and r["settings"]["min_window_s"] == 0.3
+    assert r["metrics"]["bench:mmlu_b8/j_per_token"]["value"] > 0
+    assert all(w["seconds"] >= 0.3 for w in r["bench"]["windows"]["mmlu_b8"])

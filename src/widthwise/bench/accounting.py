@@ -86,3 +86,22 @@ class EnergyAccount:
         if idle["drift_flag"]:
             self.log(f"warning: {idle['drift_flag']}")
         return {**out, "idle": idle, "flagged_windows": flagged}
+
+
+def describe_energy(energy: dict[str, Any]) -> list[str]:
+    """Lines for the printed tables: the idle on both sides, the flagged windows, a drift, a fake meter."""
+    out = []
+    idle = energy["idle"]
+    if idle:
+        flagged = energy["flagged_windows"]
+        out += [
+            "",
+            f"idle {idle['before']['watts']:.1f} W before the cells, {idle['after']['watts']:.1f} W after: "
+            f"net J/token takes off {idle['watts']:.1f} W; {flagged} window(s) flagged"
+            + (" (the Result's bench.windows says why)" if flagged else ""),
+        ]
+        if idle["drift_flag"]:
+            out.append(f"warning: {idle['drift_flag']}")
+    if energy["fake"]:
+        out.append(f"energy meter: {energy['fake']}")
+    return out

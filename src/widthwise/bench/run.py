@@ -21,7 +21,7 @@ import torch
 
 from widthwise import device as machine
 from widthwise.bench import figures, timing
-from widthwise.bench.accounting import EnergyAccount
+from widthwise.bench.accounting import EnergyAccount, describe_energy
 from widthwise.bench.config import MIN_REPEATS, BenchConfig
 from widthwise.bench.energy import Meter, open_meter
 from widthwise.bench.models import Ideal, matmul_params_per_token
@@ -56,6 +56,7 @@ class BenchOutcome:
                 "cut by its ideal",
                 figures.ratio_table(self.results["pruned"]["bench"]["vs_base"]),
             ]
+        out += describe_energy(self.results["base"]["bench"]["energy"])
         la = self.machine.get("load_average_1_5_15")
         out += [
             "",
