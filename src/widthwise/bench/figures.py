@@ -139,7 +139,7 @@ def unmeasured_reason(
     if measured >= min_n:
         return None
     why = f"{measured} of {len(values)} windows measured it, {min_n} needed"
-    notes = [f"repeat {r + 1}: {f}" for r, f in enumerate(flagged or []) if f]
+    notes = [f"repeat {r + 1}: {f}" for r, f in enumerate(flagged or []) if f and values[r] is None]
     if notes:
         shown = notes[:SHOWN_FLAGS] + (
             [f"{len(notes) - SHOWN_FLAGS} more"] if len(notes) > SHOWN_FLAGS else []
