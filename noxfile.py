@@ -170,6 +170,8 @@ def bench(session: nox.Session) -> None:
         "smollm2-135m-instruct",
         "--pct",
         "40",
+        "--prompts",  # a CPU probe: workloads.toml's counts are the paper's GPU workload
+        "8",
         "--out",
         "runs/bench/smollm2-pct40.json",
         "--force",  # a rerun of the session replaces its own figures

@@ -49,3 +49,30 @@ def test_bad_requests():
         workloads.load(["gsm8k"])
     with pytest.raises(WidthwiseError, match="2 new tokens"):
         workloads.load(["mmlu"], new_tokens=1)
+
+
+def test_the_defaults_are_the_papers_workload():
+    # docs/paper.md §3: 100 HellaSwag (20 new tokens), 100 MMLU (50), 30 IFEval (150).
+    cfg = workloads.config()["workload"]
+    assert {n: (w["prompts"], w["new_tokens"]) for n, w in cfg.items()} == {
+        "hellaswag": (100, 20),
+        "mmlu": (100, 50),
+        "ifeval": (30, 150),
+    }
+    hs, mm = workloads.load(["hellaswag", "mmlu"])
+    assert len(hs.prompts) == len(set(hs.row_ids)) == 100 and len(mm.prompts) == len(set(mm.row_ids)) == 100
+
+
+def test_a_source_with_too_few_rows_is_refused_not_shortened(monkeypatch, tmp_path):
+    (tmp_path / "few.jsonl").write_text("".join(f'{{"q": "question {i}"}}\n' for i in range(57)))
+    monkeypatch.setenv("WIDTHWISE_DATA_DIR", str(tmp_path))
+    cfg = {"max_prompt_tokens": 512, "workload": {"mmlu": {"source": "data:few.jsonl", "template": "{q}",
+                                                           "new_tokens": 50, "prompts": 100}}}  # fmt: skip
+    monkeypatch.setattr(workloads, "config", lambda: cfg)
+    with pytest.raises(
+        WidthwiseError, match=r"mmlu: 100 prompts asked \(workloads.toml\), but data:few.jsonl has"
+    ):
+        workloads.load(["mmlu"])
+    with pytest.raises(WidthwiseError, match=r"58 prompts asked \(--prompts\).* only 57 rows"):
+        workloads.load(["mmlu"], prompts=58)
+    assert len(workloads.load(["mmlu"], prompts=57)[0].prompts) == 57

@@ -5,7 +5,9 @@
     timing     one generate() call, windows, cells (what each figure means)
     figures    per-repeat series, summaries, paired ratios, Result metrics, tables
     models     random models with real shapes, matmul parameters and the ideal speed-up
-    energy     meters: nvml, rapl, none
+    energy     meters: nvml, rapl, none; idle power, the flag of an implausible window
+    accounting idle before and after the cells, every window judged, the Result's bench.energy
+    fake_nvml  FakePynvml, the NVML stand-in for rehearsing the GPU job on a CPU (WIDTHWISE_FAKE_CUDA=1)
     workloads  workloads.toml -> prompts
 
 The names below load on first use, so that building a command line does not import torch.

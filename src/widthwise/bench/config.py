@@ -13,6 +13,9 @@ from widthwise.bench.workloads import Workload, load
 from widthwise.errors import WidthwiseError
 
 MIN_REPEATS = 5  # a median and a p90 need at least this many windows to mean anything
+# With a meter, a window lasts at least this long: NVML's energy counter updates on the order of every
+# 100 ms, so a 10 s window is read to about 1% (a batch-8 window is one generate(), 1-2.5 s on an H100).
+DEFAULT_MIN_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,8 @@ class BenchConfig:
     repeats: int = MIN_REPEATS
     warmup: int = 1
     meter: str = "auto"
-    idle_s: float = 10.0
-    min_window_s: float | None = None  # None: 1 s with a meter, none without
+    idle_s: float = 10.0  # each of the two idle windows, before and after the cells
+    min_window_s: float | None = None  # None: DEFAULT_MIN_WINDOW_S with a meter, none without
 
     def __post_init__(self) -> None:
         if self.repeats < MIN_REPEATS:
@@ -38,6 +41,17 @@ class BenchConfig:
             raise WidthwiseError("--batch-sizes must be positive")
         if self.meter not in METERS:
             raise WidthwiseError(f"unknown meter {self.meter!r}; choose one of {', '.join(METERS)}")
+        if self.idle_s <= 0:
+            raise WidthwiseError("--idle-s must be positive")
+        if self.min_window_s is not None and self.min_window_s < 0:
+            raise WidthwiseError("--min-window-s must be 0 or more")
+
+    def window_s(self, metered: bool) -> float:
+        """The minimum timed window: as asked, else DEFAULT_MIN_WINDOW_S with a meter and none without
+        (timings alone need no minimum: every call is timed on its own)."""
+        if self.min_window_s is not None:
+            return self.min_window_s
+        return DEFAULT_MIN_WINDOW_S if metered else 0.0
 
     def load_workloads(self) -> list[Workload]:
         wls = load(
@@ -82,11 +96,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--meter", choices=METERS, default="auto", help="energy meter (auto: nvml on GPU, rapl on CPU)"
     )
-    p.add_argument("--idle-s", type=float, default=10.0, help="idle power calibration window in seconds")
+    p.add_argument(
+        "--idle-s",
+        type=float,
+        default=10.0,
+        help="idle power calibration window in seconds, taken before and after the cells",
+    )
     p.add_argument(
         "--min-window-s",
         type=float,
-        help="repeat a window's batches until it lasts this long (default 1 with a meter)",
+        help="repeat a window's batches until it lasts this long "
+        f"(default {DEFAULT_MIN_WINDOW_S:g} with a meter, none without)",
     )
 
 

@@ -12,14 +12,22 @@ the same interval (the paper's CodeCarbon window also held dataset loading and w
   corrected, which holds for windows shorter than range / power (minutes at hundreds of watts).
 * none: measures nothing and says why; the bench then reports energy as not measurable, never an estimate.
 
-Idle power is calibrated as its own window and reported apart; `check_power` fails loudly when a window's
-average power is below idle or above the board's power limit, or its energy is not positive.
+Idle power is calibrated as its own window before the cells and again after them, and reported apart;
+net energy takes off the mean of the two (`idle_power`), and a drift between them larger than
+IDLE_DRIFT_TOLERANCE is flagged. `power_flag` says why a window is implausible (average power below idle or
+above the board's power limit, or energy not positive); the bench keeps such a window with its flag and
+leaves it out of every energy figure, rather than stopping.
+
+WIDTHWISE_FAKE_CUDA=1 makes `import_pynvml` return FakePynvml (widthwise.bench.fake_nvml), so the GPU job
+can be rehearsed on a CPU; the meter's facts then name the fake, and so does every Result measured with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -30,13 +38,17 @@ from widthwise.errors import WidthwiseError
 
 POWERCAP = Path("/sys/class/powercap")
 # Counters and power readings are quantised and sampled (NVML's power reading is itself a ~1 s average),
-# so a short window can read a little under idle or over the limit without anything being wrong.
+# so a window can read a little under idle or over the limit without anything being wrong.
 POWER_TOLERANCE = 0.05
+# Idle after the cells may differ from idle before them (a board still warm, clocks not yet down, another
+# load started or stopped); beyond this share of their mean the idle subtracted is uncertain, and flagged.
+IDLE_DRIFT_TOLERANCE = 0.10
 SAMPLE_INTERVAL_S = 0.02
+FAKE_CUDA_ENV = "WIDTHWISE_FAKE_CUDA"  # set to 1: the CUDA boundary, NVML included, is faked on a CPU
 
 
 class EnergySanityError(WidthwiseError):
-    """A measured window is physically implausible; the figures must not be reported."""
+    """The meter is not counting (an idle window of no energy): nothing it reads can be reported."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +192,11 @@ class RaplMeter(Meter):
 # NVML
 # ---------------------------------------------------------------------------------------------------
 def import_pynvml() -> Any:
-    """The NVML bindings (nvidia-ml-py), imported in this one place so tests can inject a fake."""
+    """The NVML bindings (nvidia-ml-py), imported here only; FakePynvml under WIDTHWISE_FAKE_CUDA=1."""
+    if os.environ.get(FAKE_CUDA_ENV) == "1":
+        from widthwise.bench.fake_nvml import FakePynvml
+
+        return FakePynvml()
     return importlib.import_module("pynvml")
 
 
@@ -263,7 +279,12 @@ class NvmlMeter(Meter):
             return None
 
     def facts(self) -> dict[str, Any]:
-        return {**super().facts(), "method": self.method if self.handle is not None else None}
+        return {
+            **super().facts(),
+            "method": self.method if self.handle is not None else None,
+            # A fake says what it is, so a figure it made is never mistaken for a measurement.
+            "fake": getattr(self.nvml, "FAKE", None),
+        }
 
     def close(self) -> None:
         if self.nvml is not None:
@@ -343,19 +364,37 @@ def calibrate_idle(meter: Meter, seconds: float) -> Reading:
     return reading
 
 
-def check_power(reading: Reading, idle_w: float, limit_w: float | None, what: str) -> None:
-    """Fail loudly on an implausible window: energy > 0 and idle <= average power <= power limit."""
+def idle_power(before: Reading, after: Reading) -> dict[str, Any]:
+    """The idle power that net energy takes off: the mean of the idle before and after the cells, with the
+    drift between them (after - before) and whether it exceeds IDLE_DRIFT_TOLERANCE of that mean."""
+    watts = statistics.fmean([before.watts, after.watts])
+    drift = after.watts - before.watts
+    rel = abs(drift) / watts
+    return {
+        "watts": watts,
+        "rule": "mean of the idle before and after the cells",
+        "before": before.as_dict(),
+        "after": after.as_dict(),
+        "drift_w": drift,
+        "drift_tolerance": IDLE_DRIFT_TOLERANCE,
+        "drift_flag": (
+            f"idle drifted {drift:+.1f} W ({100 * rel:.0f}% of {watts:.1f} W) between before and after the "
+            f"cells, more than {100 * IDLE_DRIFT_TOLERANCE:.0f}%: net J/token is uncertain by that much"
+            if rel > IDLE_DRIFT_TOLERANCE
+            else None
+        ),
+    }
+
+
+def power_flag(reading: Reading, idle_w: float, limit_w: float | None) -> str | None:
+    """Why a window is physically implausible, or None: its energy must be > 0 and its average power
+    between idle and the power limit (each within POWER_TOLERANCE). Below idle means the idle windows or
+    this one are wrong: another load during calibration, or a window too short for the counter."""
     if reading.joules <= 0:
-        raise EnergySanityError(
-            f"{what}: measured {reading.joules:.4f} J over {reading.seconds:.3f}s; must be > 0"
-        )
+        return f"energy {reading.joules:.4f} J over {reading.seconds:.3f}s is not > 0"
     w = reading.watts
     if w < idle_w * (1 - POWER_TOLERANCE):
-        raise EnergySanityError(
-            f"{what}: average power {w:.1f} W is below the calibrated idle {idle_w:.1f} W; "
-            "the idle window or this window is wrong (another load during calibration?)"
-        )
+        return f"average power {w:.1f} W below idle {idle_w:.1f} W"
     if limit_w is not None and w > limit_w * (1 + POWER_TOLERANCE):
-        raise EnergySanityError(
-            f"{what}: average power {w:.1f} W exceeds the power limit {limit_w:.1f} W; the meter is misread"
-        )
+        return f"average power {w:.1f} W above the power limit {limit_w:.1f} W"
+    return None

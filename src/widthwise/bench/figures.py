@@ -1,11 +1,13 @@
 """Bench windows -> per-repeat series and summaries, Result metrics, paired ratios and printed tables.
 
-Metric keys (each {"value": median over repeats, "stderr": standard error of the mean over repeats,
-"n": repeats}; energy without a meter is {"value": null, "not_measurable": why}):
+Metric keys (each {"value": median over the windows that measured it, "stderr": standard error of the
+mean over them, "n": how many}; a figure measured by fewer than MIN_REPEATS windows, energy without a meter
+or with too many flagged windows, is {"value": null, "not_measurable": why}):
   bench:{workload}_b{B}/ttft_ms | tpot_ms | latency_ms | throughput_tok_s | j_per_token | j_per_token_gross
   bench:avg/j_per_token, bench:b{B}/throughput_tok_s | latency_ms | ttft_ms | tpot_ms
 An aggregate is computed per repeat (the mean over its cells of that repeat's figures) and then summarised
-like a cell, so it has a spread and pairs base with pruned repeat by repeat.
+like a cell, so it has a spread and pairs base with pruned repeat by repeat; a repeat in which any of its
+cells' windows is flagged does not count for it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from widthwise.bench.config import MIN_REPEATS
 from widthwise.bench.models import Ideal
 from widthwise.bench.timing import Cell, Window
 from widthwise.claims.metrics import BENCH_FIGURES, bench_key
@@ -24,6 +27,7 @@ from widthwise.claims.metrics import BENCH_FIGURES, bench_key
 # What a window measures (Window.figures), in table order; the paper's TTLT is only ever transcribed.
 WINDOW_FIGURES = ("ttft_ms", "tpot_ms", "latency_ms", "throughput_tok_s", "j_per_token", "j_per_token_gross")
 BATCH_AGGREGATES = ("throughput_tok_s", "latency_ms", "ttft_ms", "tpot_ms")
+SHOWN_FLAGS = 2  # flags quoted in a not-measurable reason; the Result's bench.windows keeps every one
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -58,16 +62,22 @@ def speedup(metric: str, base: float, pruned: float) -> float:
 
 
 def paired_ratios(
-    a: dict[str, list[float | None]], b: dict[str, list[float | None]], ideal: Ideal
+    a: dict[str, list[float | None]],
+    b: dict[str, list[float | None]],
+    ideal: Ideal,
+    min_pairs: int = MIN_REPEATS,
 ) -> dict[str, dict[str, Any]]:
     """Per-repeat pruned/base ratios of every figure (per_repeat() of base `a` and pruned `b`, repeat r
-    paired with repeat r), summarised, with the speed-up against the ideal."""
+    paired with repeat r, where both measured it), summarised, with the speed-up against the ideal; a figure
+    with fewer than `min_pairs` such pairs is left out."""
     out = {}
     for metric in a:
-        if metric not in b or any(v is None for v in a[metric] + b[metric]):
+        if metric not in b:
             continue
-        ratios = [y / x for x, y in zip(a[metric], b[metric], strict=True)]
-        s = summary(ratios)
+        pairs = [(x, y) for x, y in zip(a[metric], b[metric], strict=True) if x is not None and y is not None]
+        if len(pairs) < min_pairs:
+            continue
+        s = summary([y / x for x, y in pairs])
         sp = speedup(metric, 1.0, s["median"])
         bound = ideal.for_metric(metric, a)
         out[metric] = {
@@ -99,32 +109,76 @@ def series(cells: Sequence[Cell], label: str) -> dict[str, dict[str, list[float 
     return out
 
 
-def metrics(figs: dict[str, dict[str, list[float | None]]], energy_reason: str | None) -> dict[str, Any]:
+def flags(cells: Sequence[Cell], label: str) -> dict[str, list[str | None]]:
+    """Per repeat, why its window was left out of the energy figures (None: it was not), for every cell and
+    aggregate that series() returns; an aggregate's repeat carries the flags of its cells' windows."""
+    out = {c.key: [w.flag for w in c.windows[label]] for c in cells}
+    per_cell = dict(out)
+
+    def joined(keys: Sequence[str]) -> list[str | None]:
+        n = len(per_cell[keys[0]])
+        rows = [[f"{k}: {per_cell[k][r]}" for k in keys if per_cell[k][r]] for r in range(n)]
+        return ["; ".join(row) or None for row in rows]
+
+    out["avg"] = joined(list(per_cell))
+    for b in sorted({c.batch_size for c in cells}):
+        out[f"b{b}"] = joined([c.key for c in cells if c.batch_size == b])
+    return out
+
+
+def unmeasured_reason(
+    values: Sequence[float | None],
+    flagged: Sequence[str | None] | None,
+    energy_reason: str | None,
+    min_n: int,
+) -> str | None:
+    """Why a figure has no value (None: it has one): no meter, or fewer than min_n windows measured it."""
+    if energy_reason is not None and all(v is None for v in values):
+        return f"energy: not measurable here ({energy_reason})"
+    measured = sum(v is not None for v in values)
+    if measured >= min_n:
+        return None
+    why = f"{measured} of {len(values)} windows measured it, {min_n} needed"
+    notes = [f"repeat {r + 1}: {f}" for r, f in enumerate(flagged or []) if f and values[r] is None]
+    if notes:
+        shown = notes[:SHOWN_FLAGS] + (
+            [f"{len(notes) - SHOWN_FLAGS} more"] if len(notes) > SHOWN_FLAGS else []
+        )
+        why = f"energy: {len(notes)} of {len(values)} windows flagged ({'; '.join(shown)}); {why}"
+    return why
+
+
+def metrics(
+    figs: dict[str, dict[str, list[float | None]]],
+    energy_reason: str | None,
+    flagged: dict[str, list[str | None]] | None = None,
+    min_n: int = MIN_REPEATS,
+) -> dict[str, Any]:
+    """Result metrics: each figure summarised over the windows that measured it (flagged windows leave
+    the energy figures), or not measurable with the reason when fewer than min_n did."""
     out: dict[str, Any] = {}
     for group, by_metric in figs.items():
         for metric, values in by_metric.items():
             key = bench_key(group, metric)
-            if any(v is None for v in values):
-                out[key] = {
-                    "value": None,
-                    "stderr": None,
-                    "n": None,
-                    "not_measurable": f"energy: not measurable here ({energy_reason})",
-                }
+            why = unmeasured_reason(values, (flagged or {}).get(group), energy_reason, min_n)
+            if why is not None:
+                out[key] = {"value": None, "stderr": None, "n": None, "not_measurable": why}
                 continue
-            s = summary(values)
+            s = summary([v for v in values if v is not None])
             out[key] = {"value": s["median"], "stderr": s["stderr"], "n": s["n"]}
     return out
 
 
 def spreads(figs: dict[str, dict[str, list[float | None]]]) -> dict[str, Any]:
-    """Median, p10, p90, mean, stderr and the raw per-repeat values of every measured figure."""
-    return {
-        f"{group}/{metric}": {**summary(values), "values": values}
-        for group, by_metric in figs.items()
-        for metric, values in by_metric.items()
-        if not any(v is None for v in values)
-    }
+    """Median, p10, p90, mean, stderr of every figure over the windows that measured it, and the raw
+    per-repeat values (null where a window did not)."""
+    out = {}
+    for group, by_metric in figs.items():
+        for metric, values in by_metric.items():
+            measured = [v for v in values if v is not None]
+            if measured:
+                out[f"{group}/{metric}"] = {**summary(measured), "values": values}
+    return out
 
 
 def ratios(
@@ -139,22 +193,34 @@ def _fmt(s: dict[str, Any]) -> str:
     return f"{s['median']:.4g} [{s['p10']:.3g}, {s['p90']:.3g}]"
 
 
-def figures_table(figs: dict[str, dict[str, list[float | None]]], energy_reason: str | None) -> str:
+def figures_table(
+    figs: dict[str, dict[str, list[float | None]]],
+    energy_reason: str | None,
+    min_n: int = MIN_REPEATS,
+) -> str:
     rows = []
     for group, by_metric in figs.items():
         row = [group]
         for m in WINDOW_FIGURES:
             v = by_metric.get(m)
+            measured = [x for x in v if x is not None] if v is not None else []
             if v is None:
                 row.append("")
-            elif any(x is None for x in v):
+            elif len(measured) < min_n:
                 row.append("n/m")
             else:
-                row.append(_fmt(summary(v)))
+                row.append(_fmt(summary(measured)))
         rows.append(row)
     head = ["cell", *(f"{m} median [p10, p90]" if i == 0 else m for i, m in enumerate(WINDOW_FIGURES))]
-    note = f"\nn/m: energy not measurable here ({energy_reason})" if energy_reason else ""
-    return tabulate(rows, headers=head, disable_numparse=True) + note
+    note = (
+        f"\nn/m: energy not measurable here ({energy_reason})"
+        if energy_reason
+        else f"\nn/m: fewer than {min_n} unflagged windows (the Result's metrics say why)"
+    )
+    measured_all = all(
+        len([x for x in v if x is not None]) >= min_n for by in figs.values() for v in by.values()
+    )
+    return tabulate(rows, headers=head, disable_numparse=True) + ("" if measured_all else note)
 
 
 def ratio_table(r: dict[str, Any]) -> str:

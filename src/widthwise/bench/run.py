@@ -3,7 +3,10 @@
 The base model and its pruned copy are measured in one run, alternating window by window (bench/timing.py
 says what each figure means), so both Results share settings and a bench.run_id that `check` pairs them
 by. Without a pruned copy only the base is measured. Energy needs a meter (NVML on a GPU, RAPL on a CPU);
-without one every energy figure is null with the reason, never an estimate.
+without one every energy figure is null with the reason, never an estimate. With one, idle power is
+measured before and after the cells and every window is kept in the Result with its flag (accounting.py);
+an energy figure measured by fewer than MIN_REPEATS unflagged windows is null with the reason, so a claim
+on it fails closed.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import torch
 
 from widthwise import device as machine
 from widthwise.bench import figures, timing
-from widthwise.bench.config import BenchConfig
-from widthwise.bench.energy import Meter, calibrate_idle, open_meter
+from widthwise.bench.accounting import EnergyAccount, describe_energy
+from widthwise.bench.config import MIN_REPEATS, BenchConfig
+from widthwise.bench.energy import Meter, open_meter
 from widthwise.bench.models import Ideal, matmul_params_per_token
 from widthwise.bench.workloads import Workload, max_prompt_tokens
 from widthwise.results import code_provenance, new_result
@@ -52,6 +56,7 @@ class BenchOutcome:
                 "cut by its ideal",
                 figures.ratio_table(self.results["pruned"]["bench"]["vs_base"]),
             ]
+        out += describe_energy(self.results["base"]["bench"]["energy"])
         la = self.machine.get("load_average_1_5_15")
         out += [
             "",
@@ -106,25 +111,15 @@ def _measure(
     p_matmul = {role: matmul_params_per_token(m) for role, m in models}
     ideal = Ideal.of(base.model, pruned[0]) if pruned is not None else None
 
-    energy_reason = meter.unavailable
-    idle = limit_w = None
-    if energy_reason is None:
-        log(f"calibrating idle power over {config.idle_s:g}s ...")
-        idle = calibrate_idle(meter, config.idle_s)
-        limit_w = meter.power_limit_w()
-        log(f"idle {idle.watts:.1f} W ({idle.method}); power limit {limit_w} W")
-    else:
-        log(f"energy: not measurable here ({energy_reason})")
-    min_window = (
-        config.min_window_s if config.min_window_s is not None else (1.0 if energy_reason is None else 0.0)
-    )
+    account = EnergyAccount(meter, config.idle_s, log)
+    min_window = config.window_s(account.window_meter is not None)
 
     cells = []
     for w in wls:
         for b in config.batch_sizes:
             log(
-                f"{w.name} b{b}: {config.warmup} warm-up + {config.repeats} timed windows per model, "
-                f"{w.new_tokens} new tokens"
+                f"{w.name} b{b}: {config.warmup} warm-up + {config.repeats} timed windows per model "
+                f"(each at least {min_window:g}s), {w.new_tokens} new tokens"
             )
             cells.append(
                 timing.run_cell(
@@ -136,13 +131,13 @@ def _measure(
                     warmup=config.warmup,
                     device=dev,
                     max_prompt_tokens=max_prompt_tokens(),
-                    meter=meter if energy_reason is None else None,
-                    idle=idle,
-                    power_limit_w=limit_w,
+                    meter=account.window_meter,
                     min_window_s=min_window,
                     progress=log,
                 )
             )
+    energy = account.settle(cells)
+    energy_reason = energy["not_measurable"]
     facts = {
         **facts,
         "load_average_end": machine.load_average(),
@@ -167,17 +162,12 @@ def _measure(
         "meter": meter.name,
     }
     figs = {role: figures.series(cells, role) for role, _ in models}
+    flagged = {role: figures.flags(cells, role) for role, _ in models}
     shared = {
         # Both Results of one run carry the same id, so a checker can pair a pruned Result with its base.
         "run_id": uuid.uuid4().hex,
         "timing": timing.__doc__,
-        "energy": {
-            "meter": meter.name,
-            "method": idle.method if idle else None,
-            "not_measurable": energy_reason,
-            "idle": idle.as_dict() if idle else None,
-            "power_limit_w": limit_w,
-        },
+        "energy": energy,
         "workloads": {
             w.name: {"source": w.source, "row_ids": list(w.row_ids), "new_tokens": w.new_tokens} for w in wls
         },
@@ -187,6 +177,8 @@ def _measure(
                 "new_tokens": c.new_tokens,
                 "batches": c.batches,
                 "real_prompt_tokens": c.real_prompt_tokens,
+                # a remainder smaller than a batch is left out, so every call has the same batch size
+                "prompts_used": c.batches * c.batch_size,
             }
             for c in cells
         },
@@ -214,12 +206,14 @@ def _measure(
             settings=settings,
             provenance=provenance,
         )
-        r["metrics"] = figures.metrics(figs[role], energy_reason)
+        r["metrics"] = figures.metrics(figs[role], energy_reason, flagged[role], MIN_REPEATS)
         r["bench"] = {
             **shared,
             "role": role,
             "matmul_params_per_token": p_matmul[role],
             "spread": figures.spreads(figs[role]),
+            # every timed window, flagged or not, so a figure can be retraced to what the meter read
+            "windows": {c.key: [w.record() for w in c.windows[role]] for c in cells},
         }
         if role == "pruned":
             assert ideal is not None

@@ -13,8 +13,14 @@ What is measured, and how (the paper's flaws, docs/paper.md §3, are the reasons
     TPOT    = (last token time - first token time) / (N - 1): the decode steps only.
     latency = call end - call start, the device synchronised at both edges.
 * Windows. A repeat is one window over all batches of a (workload, batch size) cell: synchronise, start the
-  energy meter and the clock, run the calls, synchronise, stop both. Throughput and J/token come from the
-  same window that counts the tokens. Warm-up windows run first and are discarded.
+  energy meter and the clock, run the calls (all batches again, whole, until the window has lasted at least
+  the minimum: 10 s with a meter, so an energy counter that updates every ~100 ms is read to about 1%),
+  synchronise, stop both. Throughput and J/token come from the same window that counts the tokens. Warm-up
+  windows (one pass over the batches, never extended) run first and are discarded.
+* Energy. J/token gross = window joules / tokens; net = (joules - idle W x window seconds) / tokens, idle
+  measured before and after the cells (energy.idle_power). A window whose energy is implausible (not > 0,
+  or average power below idle or above the power limit) keeps its timings and is flagged (Window.flag):
+  it is left out of every energy figure, never silently averaged in (figures.py).
 * A/B. Base and pruned models alternate window by window (A B A B ...), so drift in clocks, temperature
   or other load on the machine hits both alike; ratios are taken per repeat (paired) and summarised.
 """
@@ -29,7 +35,7 @@ from typing import Any
 
 import torch
 
-from widthwise.bench.energy import Meter, Reading, check_power
+from widthwise.bench.energy import Meter, Reading, power_flag
 from widthwise.claims.metrics import cell_group
 from widthwise.errors import WidthwiseError
 
@@ -190,7 +196,8 @@ class Window:
     calls: list[Call]
     seconds: float
     energy: Reading | None = None
-    idle_w: float | None = None
+    idle_w: float | None = None  # set once idle is known on both sides of the cells (assess_energy)
+    flag: str | None = None  # why this window's energy is implausible: left out of the energy figures
 
     @property
     def tokens(self) -> int:
@@ -205,10 +212,22 @@ class Window:
             "j_per_token_gross": None,
             "j_per_token": None,
         }
-        if self.energy is not None:
+        if self.energy is not None and self.idle_w is not None and self.flag is None:
             f["j_per_token_gross"] = self.energy.joules / self.tokens
-            f["j_per_token"] = (self.energy.joules - (self.idle_w or 0.0) * self.energy.seconds) / self.tokens
+            f["j_per_token"] = (self.energy.joules - self.idle_w * self.energy.seconds) / self.tokens
         return f
+
+    def record(self) -> dict[str, Any]:
+        """What the Result keeps of every window, flagged or not."""
+        return {
+            "seconds": self.seconds,
+            "calls": len(self.calls),
+            "tokens": self.tokens,
+            "joules": self.energy.joules if self.energy else None,
+            "meter_seconds": self.energy.seconds if self.energy else None,
+            "watts": self.energy.watts if self.energy else None,
+            "flag": self.flag,
+        }
 
 
 def measure_window(
@@ -217,12 +236,10 @@ def measure_window(
     gc: Any,
     device: str,
     meter: Meter | None = None,
-    idle: Reading | None = None,
-    power_limit_w: float | None = None,
     min_window_s: float = 0.0,
-    what: str = "window",
 ) -> Window:
-    """All batches once, again until min_window_s has passed (an energy counter needs a long window)."""
+    """All batches once, then all of them again until min_window_s has passed (an energy counter needs a
+    long window); whole passes only, so every prompt weighs the same."""
     calls: list[Call] = []
     synchronize(device)
     if meter is not None:
@@ -235,9 +252,7 @@ def measure_window(
     synchronize(device)
     seconds = time.perf_counter() - t0
     reading = meter.stop() if meter is not None else None
-    if reading is not None:
-        check_power(reading, idle.watts if idle else 0.0, power_limit_w, what)
-    return Window(calls=calls, seconds=seconds, energy=reading, idle_w=idle.watts if idle else None)
+    return Window(calls=calls, seconds=seconds, energy=reading)
 
 
 @dataclass
@@ -265,12 +280,11 @@ def run_cell(
     device: str,
     max_prompt_tokens: int,
     meter: Meter | None = None,
-    idle: Reading | None = None,
-    power_limit_w: float | None = None,
     min_window_s: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> Cell:
-    """Warm-up windows, then `repeats` windows per model, the models alternating window by window."""
+    """Warm-up windows, then `repeats` windows per model, the models alternating window by window. Energy
+    is read, not yet judged: assess_energy() does that once idle is known on both sides of the cells."""
     if repeats < 1:
         raise WidthwiseError("--repeats must be at least 1")
     batches = make_batches(tokenizer, workload.prompts, batch_size, max_prompt_tokens, device)
@@ -288,10 +302,28 @@ def run_cell(
             measure_window(m, batches, gcs[label], device)
     for r in range(repeats):
         for label, m in models:
-            what = f"{cell.key} {label} repeat {r + 1}"
-            w = measure_window(m, batches, gcs[label], device, meter, idle, power_limit_w, min_window_s, what)
+            w = measure_window(m, batches, gcs[label], device, meter, min_window_s)
             cell.windows[label].append(w)
             if progress:
                 f = w.figures()
-                progress(f"{what}: {f['throughput_tok_s']:.1f} tok/s, TTFT {f['ttft_ms']:.1f} ms")
+                watts = f", {w.energy.watts:.1f} W" if w.energy is not None else ""
+                progress(
+                    f"{cell.key} {label} repeat {r + 1}: {w.seconds:.1f}s, "
+                    f"{f['throughput_tok_s']:.1f} tok/s, TTFT {f['ttft_ms']:.1f} ms{watts}"
+                )
     return cell
+
+
+def assess_energy(cells: Sequence[Cell], idle_w: float, limit_w: float | None) -> int:
+    """Give every metered window the idle power its net energy takes off and flag the implausible ones
+    (energy.power_flag); returns how many were flagged."""
+    flagged = 0
+    for cell in cells:
+        for windows in cell.windows.values():
+            for w in windows:
+                if w.energy is None:
+                    continue
+                w.idle_w = idle_w
+                w.flag = power_flag(w.energy, idle_w, limit_w)
+                flagged += w.flag is not None
+    return flagged

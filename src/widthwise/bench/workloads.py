@@ -84,7 +84,10 @@ def load(
             raise WidthwiseError("need at least 1 prompt and 2 new tokens (TPOT is measured after the first)")
         rows = _rows(w["source"])
         if k > len(rows):
-            raise WidthwiseError(f"workload {name}: asked for {k} prompts, the source has {len(rows)}")
+            asked = "--prompts" if prompts is not None else "workloads.toml"
+            raise WidthwiseError(
+                f"workload {name}: {k} prompts asked ({asked}), but {w['source']} has only {len(rows)} rows"
+            )
         picked = [rows[i * len(rows) // k] for i in range(k)]
         out.append(
             Workload(
