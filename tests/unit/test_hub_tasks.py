@@ -266,3 +266,21 @@ def test_the_report_lists_how_a_run_departed_from_the_paper(tmp_path):
     assert f"- gsm8k: {GSM8K_DEVIATION}" in section
     assert "- wikitext: not run; substitute: lambada_openai/perplexity" in section
     assert "leaderboard_musr" in section and "piqa" not in section
+
+
+def test_a_recorded_deviation_does_not_keep_results_apart_but_what_it_describes_does():
+    """The stored CPU baselines (made before the note existed) compare with fresh Results that carry it;
+    hub and offline GSM8K never compare (fewshot_split), nor two revisions of a hub dataset."""
+    from widthwise.results import collect_results, settings_mismatch
+
+    (stored,) = collect_results([ROOT / "baselines" / "measured" / "smoke"])
+    fresh = copy.deepcopy(stored)
+    fresh["settings"]["tasks"]["gsm8k"]["deviation"] = GSM8K_DEVIATION
+    assert settings_mismatch(fresh, stored) == []
+    hub = copy.deepcopy(fresh)
+    hub["settings"]["tasks"]["gsm8k"].update(source="hub", fewshot_split="train")
+    del hub["settings"]["tasks"]["gsm8k"]["deviation"]
+    assert [d.split(":")[0] for d in settings_mismatch(hub, stored)] == ["tasks"]
+    other = copy.deepcopy(fresh)
+    other["settings"]["tasks"]["gsm8k"]["revision"] = "0" * 40
+    assert settings_mismatch(other, fresh)
