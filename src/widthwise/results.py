@@ -374,9 +374,24 @@ def collect_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
 # ---- comparability -----------------------------------------------------------------------------------
 
 
+# Per-task notes that describe, in words, settings compared on their own: `deviation` says what `source`
+# and `fewshot_split` record. Rewording a note must not split Results into sets that never compare.
+NOTE_TASK_KEYS = frozenset({"deviation"})
+
+
+def _compared(settings: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(settings)
+    if isinstance(out.get("tasks"), dict):
+        out["tasks"] = {
+            t: ({k: v for k, v in d.items() if k not in NOTE_TASK_KEYS} if isinstance(d, dict) else d)
+            for t, d in out["tasks"].items()
+        }
+    return out
+
+
 def settings_mismatch(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """The settings on which two Results differ; comparing them is refused when this is non-empty."""
-    sa, sb = dict(a.get("settings", {})), dict(b.get("settings", {}))
+    sa, sb = _compared(a.get("settings", {})), _compared(b.get("settings", {}))
     return [
         f"{k}: {sa.get(k)!r} != {sb.get(k)!r}" for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)
     ]

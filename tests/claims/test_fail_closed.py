@@ -200,6 +200,38 @@ def test_a_required_model_with_no_result_at_all_fails(gpu, capsys):
     assert "plan MISSING: meta-llama/Llama-3.2-3B at every configuration [gpu]" in text
 
 
+INSTRUCT = "meta-llama/Llama-3.2-1B-Instruct"
+
+
+def test_a_gpu_run_without_the_instruct_model_fails(gpu, capsys):
+    """The Instruct half of the dichotomy is required by the tier rule, not only by a plan that names it."""
+    out, thresholds, results = gpu
+    _write_gpu_sweep(out, results)
+    for i in (1, 2):  # its Results and its plans: a sweep that never ran it
+        shutil.rmtree(out / f"shard-Llama-3.2-1B-Instruct-{i}")
+    code, text = _check(capsys, out, "--thresholds", thresholds)
+    assert code == 1
+    assert f"plan MISSING: {INSTRUCT} at every configuration [gpu]" in text
+    assert f"expected by tiers.gpu.requires {INSTRUCT} in thresholds.toml" in text
+
+
+def test_an_instruct_width_with_no_result_fails_without_any_plan(gpu, capsys):
+    out, thresholds, results = gpu
+    _write_gpu_sweep(out, results)
+    (lost,) = out.glob("shard-Llama-3.2-1B-Instruct-*/results/eval/ppm-pct40.json")
+    lost.unlink()
+    for f in out.rglob("*.plan.json"):
+        f.unlink()
+    code, text = _check(capsys, out, "--thresholds", thresholds)
+    assert code == 1
+    assert f"plan MISSING: {INSTRUCT} at pct 40 (2.40x) [gpu], ifeval" in text
+    assert f"no Result for ifeval (expected by tiers.gpu.requires {INSTRUCT} in thresholds.toml)" in text
+    assert f"instruct-ifeval-drops MISSING: {INSTRUCT} at pct 40 (2.40x) [gpu]" in text
+    # Its own widths, and no bench: the paper benched the base models only.
+    assert not re.search(rf"MISSING: {re.escape(INSTRUCT)} at pct (20|30|50) ", text)
+    assert not re.search(rf"MISSING: {re.escape(INSTRUCT)} at [^\n]*, bench", text)
+
+
 def test_the_robust_half_absent_everywhere_fails(gpu, capsys):
     out, thresholds, results = gpu
     robust = ("ifeval/", "truthfulqa_mc2/", "truthfulqa_mc1/", "leaderboard_musr/")

@@ -32,6 +32,33 @@ CLAIM = {
         ("gpu", {"why": "x", "pcts": [0]}, r"pcts must be in \(0, 100\)"),
         ("gpu", {"pcts": [10]}, "why"),
         ("gpu", {"why": "x", "shards": 2}, "unknown key"),
+        (
+            "gpu",
+            {"why": "x", "requires": {"model": "m"}},
+            r"requires must be tables \[\[tiers.gpu.requires\]\]",
+        ),
+        (
+            "gpu",
+            {"why": "x", "requires": [{"pcts": [10], "why": "y"}]},
+            r"requires\[0\]: model .* is required",
+        ),
+        ("gpu", {"why": "x", "requires": [{"model": "m", "pcts": [10]}]}, r"requires\[0\]: why"),
+        ("gpu", {"why": "x", "requires": [{"model": "m", "why": "y", "bench": "no"}]}, "bench must be true"),
+        (
+            "gpu",
+            {"why": "x", "requires": [{"model": "m", "why": "y", "pcts": [60, 100]}]},
+            r"pcts must be in",
+        ),
+        (
+            "gpu",
+            {"why": "x", "requires": [{"model": "m", "why": "y", "models": ["n"]}]},
+            "unknown key.*models",
+        ),
+        (
+            "gpu",
+            {"why": "x", "models": ["org/M"], "requires": [{"model": "m", "why": "y"}]},
+            "m required twice",
+        ),
     ],
 )
 def test_tier_rules_are_validated(tier, table, match):
@@ -77,4 +104,46 @@ def test_a_plan_expects_its_configurations_tasks_and_bench_cells():
     ]
     assert [v.observed for v in missing] == [
         f"missing: no Result for bench mmlu_b1 (expected by plan {plan.source})"
+    ]
+
+
+def test_a_required_model_has_its_own_widths_and_bench():
+    (rule,) = _rules(
+        models=["org/Big"],
+        pcts=[10, 20],
+        bench=True,
+        requires=[{"model": "org/Small-Instruct", "pcts": [40], "why": "its own"}],
+    ).values()
+    assert rule.required_models() == ("org/Big", "org/Small-Instruct")
+    assert rule.for_model("org/Big") == ((10.0, 20.0), True, "tiers.cpu in thresholds.toml")
+    assert rule.for_model("/runners/cache/Small-Instruct") == (  # a local folder of the same name
+        (40.0,),
+        False,
+        "tiers.cpu.requires org/Small-Instruct in thresholds.toml",
+    )
+    assert rule.for_model("org/Other") is None  # a rule with models covers only those
+    (open_rule,) = _rules(pcts=[20], requires=[{"model": "org/Small-Instruct", "why": "base only"}]).values()
+    assert open_rule.for_model("org/Other")[:2] == ((20.0,), False)  # without models: every other model
+    assert open_rule.for_model("org/Small-Instruct")[:2] == ((), False)
+
+
+def test_a_required_models_own_widths_are_required_and_no_bench_unless_asked():
+    """The stored CPU tier's model required as a `requires` model at 40% (no bench) while the tier's
+    other models would need 20% with a bench: only 40% is expected of it, and no bench."""
+    results = [r for r in _stored() if not r["pruning"] or r["pruning"]["pct"] not in (20.0, 40.0)]
+    rules = _rules(
+        models=["org/Other"],
+        pcts=[20],
+        bench=True,
+        requires=[{"model": "smollm2-135m-instruct", "pcts": [40], "why": "its own widths"}],
+    )
+    groups = group_results(results)
+    rows, missing = coverage.complete(groups, [], rules, MEASURED)
+    ours = [v for v in missing if v.model != "org/Other"]
+    assert {v.config for v in ours} == {"pct 40 (1.60x)"}  # not pct 20, the other models' width
+    assert {v.metric for v in ours} == {t for t in _stored()[0]["settings"]["tasks"]}  # no bench item
+    assert all("tiers.cpu.requires smollm2-135m-instruct" in v.observed for v in ours)
+    # The tier's other required model, absent altogether, is missing as before.
+    assert [(v.model, v.config) for v in missing if v.model == "org/Other"] == [
+        ("org/Other", "every configuration")
     ]

@@ -4,7 +4,9 @@ What is expected of one (tier, model) is the union of its plans (widthwise.plan:
 the whole sweep) and its tier's rule ([tiers.NAME] in thresholds.toml: models and widths any check of the
 tier needs). Each expected configuration needs every task its plan names (without a plan: every task its
 own Results' settings name, or that the model's other configurations ran) and, where a bench was planned
-or is required, a bench figure for each planned cell. Whatever is absent is a `missing` verdict.
+or is required, a bench figure for each planned cell. A rule may ask some models for widths and a bench of
+their own (`requires`: the Instruct model at the paper's Instruct widths, without a bench). Whatever is
+absent is a `missing` verdict.
 
 An expected configuration with no Result at all joins its group as an empty Point, so every claim that
 selects it (a width, `most_pruned`, a curve) finds it and reports it missing instead of quietly judging
@@ -131,18 +133,19 @@ def complete(
         rule = rules.get(tier)
         present_models = {k[1] for k in keys if k[0] == tier}
         if rule is not None and present_models:  # checking this tier at all (Results or plans)
-            for m in rule.models:  # a required model with no Result and no plan at all
+            for m in rule.required_models():  # a required model with no Result and no plan at all
                 if (tier, model_key(m)) not in keys:
-                    src = f"tiers.{tier} in thresholds.toml"
+                    asked = rule.for_model(m)
+                    src = asked[2] if asked else f"tiers.{tier} in thresholds.toml"
                     rows.append(Row(tier, m, "every configuration", "every task", False, src))
                     verdicts.append(_missing(tier, m, "every configuration", f"any Result of {m}", src))
     for key in sorted(keys):
         tier, mk = key
         plan = plans_by.get(key)
-        # The tier's rule, when it covers this model (a rule without models covers every one).
+        # What the tier's rule asks of this model, when it covers it (a rule without models covers every
+        # model it does not name with widths of its own).
         rule = rules.get(tier)
-        if rule is not None and rule.models and not any(model_key(m) == mk for m in rule.models):
-            rule = None
+        asked = rule.for_model(mk) if rule is not None else None
         group = by_key.get(key)
         if group is None:
             group = Group(tier, plan.model if plan else mk, [])
@@ -152,9 +155,10 @@ def complete(
         if plan is not None:
             for c in plan.configs:
                 expect.setdefault(c, []).append(f"plan {plan.source}")
-        if rule is not None:
-            for c in (Planned(None, 0.0), *(Planned("ppm", p) for p in rule.pcts)):
-                expect.setdefault(c, []).append(f"tiers.{tier} in thresholds.toml")
+        if asked is not None:
+            pcts, bench, where = asked
+            for c in (Planned(None, 0.0), *(Planned("ppm", p) for p in pcts)):
+                expect.setdefault(c, []).append(where)
         if not expect:
             continue
         sizes = _sizes(group)
@@ -170,7 +174,7 @@ def complete(
             if not c.is_base:
                 if plan is not None and plan.bench_cells:
                     items += [(f"bench {cell}", _has_bench(point, cell)) for cell in plan.bench_cells]
-                elif rule is not None and rule.bench:
+                elif asked is not None and asked[1]:
                     items.append(("bench", _has_bench(point, None)))
             if not items:
                 items = [("any Result", bool(point.metrics))]

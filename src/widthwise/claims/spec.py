@@ -18,7 +18,7 @@ from widthwise.claims.metrics import metric_info
 from widthwise.claims.registry import KINDS, number, strings
 from widthwise.claims.verdict import MEASURED_TIERS
 from widthwise.errors import WidthwiseError
-from widthwise.names import canonical_method
+from widthwise.names import canonical_method, model_key
 from widthwise.results import TIERS
 
 
@@ -177,18 +177,44 @@ def parse_claim(cid: str, t: Any) -> Claim:
 
 
 @dataclass(frozen=True)
+class ModelRule:
+    """One model a tier requires with widths and bench of its own ([[tiers.NAME.requires]])."""
+
+    model: str
+    pcts: tuple[float, ...] = ()
+    bench: bool = False
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class TierRule:
     """What every check of a measured tier needs, whatever a run planned ([tiers.NAME] in thresholds.toml).
 
     Each model of the tier (every model its Results name when `models` is empty) needs its base and PPM at
     every one of `pcts`, each with every task its plan or its own settings name, and a bench Result for
-    each pruned width when `bench` is set."""
+    each pruned width when `bench` is set. A model in `requires` needs its own widths and bench instead."""
 
     tier: str
     models: tuple[str, ...] = ()
     pcts: tuple[float, ...] = ()
     bench: bool = False
     why: str = ""
+    requires: tuple[ModelRule, ...] = ()
+
+    def required_models(self) -> tuple[str, ...]:
+        """Every model a check of the tier must have Results or a plan for."""
+        return (*self.models, *(r.model for r in self.requires))
+
+    def for_model(self, model: str) -> tuple[tuple[float, ...], bool, str] | None:
+        """(pcts, bench, where in thresholds.toml) the rule asks of `model`, or None when it covers it not
+        (a rule without models covers every model it does not name in `requires`)."""
+        mk = model_key(model)
+        for r in self.requires:
+            if model_key(r.model) == mk:
+                return r.pcts, r.bench, f"tiers.{self.tier}.requires {r.model} in thresholds.toml"
+        if self.models and not any(model_key(m) == mk for m in self.models):
+            return None
+        return self.pcts, self.bench, f"tiers.{self.tier} in thresholds.toml"
 
 
 class Thresholds(list):
@@ -199,7 +225,40 @@ class Thresholds(list):
         self.tiers: dict[str, TierRule] = dict(tiers or {})
 
 
-TIER_KEYS = frozenset({"models", "pcts", "bench", "why"})
+TIER_KEYS = frozenset({"models", "pcts", "bench", "why", "requires"})
+REQUIRE_KEYS = frozenset({"model", "pcts", "bench", "why"})
+
+
+def _widths_and_bench(where: str, t: Mapping[str, Any], kw: dict[str, Any]) -> None:
+    """pcts, bench and why of a tier rule or of one of its required models, validated into kw."""
+    if "pcts" in t:
+        if not isinstance(t["pcts"], list):
+            raise WidthwiseError(f"{where}: pcts must be a list of numbers")
+        kw["pcts"] = tuple(number(where, "pcts", x) for x in t["pcts"])
+        if any(not 0 < p < 100 for p in kw["pcts"]):
+            raise WidthwiseError(f"{where}: pcts must be in (0, 100); the base is always required")
+    if "bench" in t:
+        if not isinstance(t["bench"], bool):
+            raise WidthwiseError(f"{where}: bench must be true or false")
+        kw["bench"] = t["bench"]
+    if not isinstance(t.get("why"), str) or not t["why"].strip():
+        raise WidthwiseError(f"{where}: why (a non-empty string) says what the requirement rests on")
+    kw["why"] = " ".join(t["why"].split())
+
+
+def _model_rule(where: str, t: Any) -> ModelRule:
+    if not isinstance(t, dict):
+        raise WidthwiseError(f"{where}: must be a table")
+    unknown = sorted(set(t) - REQUIRE_KEYS)
+    if unknown:
+        raise WidthwiseError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(REQUIRE_KEYS))})"
+        )
+    if not isinstance(t.get("model"), str) or not t["model"].strip():
+        raise WidthwiseError(f"{where}: model (a model name) is required")
+    kw: dict[str, Any] = {"model": t["model"]}
+    _widths_and_bench(where, t, kw)
+    return ModelRule(**kw)
 
 
 def parse_tier(name: str, t: Any) -> TierRule:
@@ -215,19 +274,17 @@ def parse_tier(name: str, t: Any) -> TierRule:
     kw: dict[str, Any] = {"tier": name}
     if "models" in t:
         kw["models"] = strings(f"tiers.{name}", "models", t["models"])
-    if "pcts" in t:
-        if not isinstance(t["pcts"], list):
-            raise WidthwiseError(f"tiers.{name}: pcts must be a list of numbers")
-        kw["pcts"] = tuple(number(f"tiers.{name}", "pcts", x) for x in t["pcts"])
-        if any(not 0 < p < 100 for p in kw["pcts"]):
-            raise WidthwiseError(f"tiers.{name}: pcts must be in (0, 100); the base is always required")
-    if "bench" in t:
-        if not isinstance(t["bench"], bool):
-            raise WidthwiseError(f"tiers.{name}: bench must be true or false")
-        kw["bench"] = t["bench"]
-    if not isinstance(t.get("why"), str) or not t["why"].strip():
-        raise WidthwiseError(f"tiers.{name}: why (a non-empty string) says what the requirement rests on")
-    kw["why"] = " ".join(t["why"].split())
+    _widths_and_bench(f"tiers.{name}", t, kw)
+    if "requires" in t:
+        if not isinstance(t["requires"], list) or not t["requires"]:
+            raise WidthwiseError(f"tiers.{name}: requires must be tables [[tiers.{name}.requires]]")
+        kw["requires"] = tuple(
+            _model_rule(f"tiers.{name}.requires[{i}]", r) for i, r in enumerate(t["requires"])
+        )
+        named = [model_key(m) for m in (*kw.get("models", ()), *(r.model for r in kw["requires"]))]
+        twice = sorted({m for m in named if named.count(m) > 1})
+        if twice:
+            raise WidthwiseError(f"tiers.{name}: {', '.join(twice)} required twice (models and requires)")
     return TierRule(**kw)
 
 

@@ -40,20 +40,21 @@ def code_sha256() -> str:
 def data_checksums(sources: dict[str, Source]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for task, src in sorted(sources.items()):
-        if src.kind == "hub":
-            out[task] = {"source": "hub"}
+        # A pinned hub dataset names its commit; read from a mirror, its copy's files are hashed as well.
+        head: dict[str, Any] = {"source": src.kind}
+        if src.revision:
+            head |= {"dataset": src.dataset, "revision": src.revision}
+        if src.mirror is not None:
+            head["mirror"] = str(src.mirror)
+        if not src.files:
+            out[task] = head
             continue
         sums = data.checksums(src.files)
         if len(sums) > 4:  # MMLU: 114 files, one combined hash
-            out[task] = {
-                "source": "local",
-                "files": len(sums),
-                "combined_sha256": data.combined_sha256(sums.items()),
-            }
+            out[task] = head | {"files": len(sums), "combined_sha256": data.combined_sha256(sums.items())}
         else:
-            out[task] = {
-                "source": "local",
-                "files": {k: {"path": str(src.files[k]), "sha256": v} for k, v in sums.items()},
+            out[task] = head | {
+                "files": {k: {"path": str(src.files[k]), "sha256": v} for k, v in sums.items()}
             }
     return out
 
@@ -69,7 +70,9 @@ def cache_key(
         "weights_sha256": weights_sha,
         "settings": settings,
         "data": {
-            t: {k: c for k, c in d.items() if k != "files"} | _file_hashes(d) for t, d in checksums.items()
+            # where the files are is not what they hold
+            t: {k: c for k, c in d.items() if k not in ("files", "mirror")} | _file_hashes(d)
+            for t, d in checksums.items()
         },
         "code_sha256": code_sha256(),
         "versions": {k: v[k] for k in ("widthwise", "torch", "transformers", "lm_eval")},

@@ -1,9 +1,11 @@
 """Task loading: where each task's documents come from, the local task YAMLs, and the fixed documents.
 
-Each task family of a suite is either a local YAML under evaluation/tasks that `include:`s lm-eval's
-built-in task and swaps in offline data, or (with hub access allowed) the built-in task itself. The fixed
-document ids are drawn once per task from the suite seed, so every run scores the same documents, and are
-passed to lm-eval as `samples`.
+Each task family of a suite runs one of three ways: a local YAML under evaluation/tasks that `include:`s
+lm-eval's built-in task and swaps in offline data; lm-eval's built-in task itself (hub access allowed);
+or, for a family that pins its hub dataset to a commit, a YAML that runs the built-in task on that
+commit, from the hub or from a local mirror of it. A family whose offline copy departs from the paper
+(`offline_deviation`) prefers the hub when it is allowed. The fixed document ids are drawn once per task
+from the suite seed, so every run scores the same documents, and are passed to lm-eval as `samples`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import shutil
 import string
 import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from widthwise import data
 from widthwise.errors import WidthwiseError
-from widthwise.evaluation.suites import Suite, TaskSpec, suites_toml
+from widthwise.evaluation.suites import Suite, TaskSpec, deviation, family, suites_toml
 
 TASKS_DIR = Path(__file__).with_name("tasks")
 PREFIX = "widthwise_"  # local task names are PREFIX + the built-in name
@@ -31,43 +34,86 @@ PREFIX = "widthwise_"  # local task names are PREFIX + the built-in name
 @dataclass
 class Source:
     kind: str  # "local" | "hub"
-    files: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # local data, or the mirror's copy of a hub repo
+    template: str | None = None  # the YAML under tasks/ to render; None: lm-eval's built-in task as is
+    dataset: str | None = None  # hub: the dataset repository pinned in suites.toml ...
+    revision: str | None = None  # ... and its commit
+    mirror: Path | None = None  # hub: the local copy of that commit ($WIDTHWISE_HUB_MIRROR) read instead
+    deviation: str | None = None  # how this source departs from the paper's settings
+
+
+def _hub(spec: TaskSpec, allow_hub: bool, mirror: bool) -> Source | None:
+    """The hub source of a task: pinned and mirrored, pinned, built-in as is, or None (not allowed)."""
+    if spec.dataset is not None:
+        path, revision = spec.dataset
+        if mirror:
+            folder = data.mirror_copy(spec.name, path, revision)
+            return Source("hub", data.mirror_files(folder), spec.hub_template, path, revision, folder)
+        return (
+            Source("hub", template=spec.hub_template, dataset=path, revision=revision) if allow_hub else None
+        )
+    return Source("hub") if allow_hub else None
 
 
 def plan_sources(suite: Suite, allow_hub: bool) -> dict[str, Source]:
     """Where each task's documents come from; fails before any model is loaded when data is missing."""
+    mirror = data.hub_mirror() is not None
     out: dict[str, Source] = {}
     for spec in suite.tasks:
+        hub = _hub(spec, allow_hub, mirror)
+        if hub is not None and (spec.offline_deviation or not spec.template):
+            out[spec.name] = hub  # the paper's own settings, where the offline copy departs from them
+            continue
         try:
             files = data.locate(spec.name) if spec.template else None
         except WidthwiseError:
-            if not allow_hub:
+            if hub is None:
                 raise
             files = None
         if files is not None:
-            out[spec.name] = Source("local", files)
-        elif allow_hub:
-            out[spec.name] = Source("hub")
+            out[spec.name] = Source("local", files, spec.template, deviation=deviation(spec.name, "local"))
+        elif hub is not None:
+            out[spec.name] = hub
         else:
+            mirrored = (
+                f", or a copy of {spec.dataset[0]} in a hub mirror ({data.MIRROR_ENV})"
+                if spec.dataset
+                else ""
+            )
             raise WidthwiseError(
                 f"task {spec.name}: no offline copy of its data exists; it needs hub access "
-                f"(--allow-hub or {data.HUB_ENV}=1), or leave it out with --tasks"
+                f"(--allow-hub or {data.HUB_ENV}=1){mirrored}, or leave it out with --tasks"
             )
     return out
 
 
-def render_templates(names: list[str]) -> dict[str, str]:
-    """{file name: YAML text} for the local tasks, with absolute roots filled in."""
+def _dataset_vars(src: Source) -> dict[str, str]:
+    """DATASET_PATH and DATASET_KWARGS of a pinned hub task's YAML: the mirror's copy (its folder is named
+    by the revision), or the hub repository with the revision passed on to datasets.load_dataset."""
+    if src.mirror is not None:
+        return {"DATASET_PATH": str(src.mirror), "DATASET_KWARGS": "{}"}
+    return {"DATASET_PATH": str(src.dataset), "DATASET_KWARGS": json.dumps({"revision": src.revision})}
+
+
+def render_templates(names: list[str], sources: Mapping[str, Source] | None = None) -> dict[str, str]:
+    """{file name: YAML text} for the tasks that run from a YAML of ours (every one of `names` when no
+    sources are given: the offline copies), with absolute roots and pinned datasets filled in."""
     variables = data.template_vars()
     doc = suites_toml()
     files: dict[str, str] = {}
     for name in names:
-        template = string.Template((TASKS_DIR / doc["tasks"][name]["template"]).read_text())
+        src = (
+            sources[name] if sources is not None else Source("local", template=doc["tasks"][name]["template"])
+        )
+        if src.template is None:
+            continue
+        extra = _dataset_vars(src) if src.kind == "hub" else {}
+        template = string.Template((TASKS_DIR / src.template).read_text())
         if name == "mmlu":
             for subject in data.mmlu_subjects():
                 files[f"mmlu_{subject}.yaml"] = template.substitute(variables, SUBJECT=subject)
         else:
-            files[f"{name}.yaml"] = template.substitute(variables)
+            files[f"{name}.yaml"] = template.substitute(variables, **extra)
     return files
 
 
@@ -155,16 +201,22 @@ def _mmlu_group(name: str, tasks: dict[str, Any]) -> Any:
 def load_tasks(suite: Suite, sources: dict[str, Source]) -> tuple[list[LoadedTask], Any]:
     from lm_eval.tasks import TaskManager
 
-    local = [s.name for s in suite.tasks if sources[s.name].kind == "local"]
-    task_dir = write_task_dir(render_templates(local)) if local else None
-    any_hub = any(src.kind == "hub" for src in sources.values())
+    ours = [s.name for s in suite.tasks if sources[s.name].template is not None]
+    task_dir = write_task_dir(render_templates(ours, sources)) if ours else None
+    # lm-eval's whole task index (30-40 s to build) only where a task runs as built in; a YAML of ours
+    # that names built-in tasks has their folder indexed alone ([tasks.NAME] builtin_dir).
+    builtin = Path(data.template_vars()["LM_EVAL_TASKS"])
+    folders = sorted({builtin / d for n in ours if (d := family(n).get("builtin_dir"))})
+    as_built_in = any(src.template is None for src in sources.values())
     tm = TaskManager(
-        include_path=str(task_dir) if task_dir else None, include_defaults=any_hub or not task_dir
+        include_path=[str(p) for p in [task_dir, *folders] if p is not None] or None,
+        include_defaults=as_built_in or not task_dir,
     )
     out = []
     for spec in suite.tasks:
+        is_ours = sources[spec.name].template is not None
         is_local = sources[spec.name].kind == "local"
-        name = PREFIX + spec.name if is_local else spec.name
+        name = PREFIX + spec.name if is_ours else spec.name
         try:
             if spec.name == "mmlu":
                 every = tm.load(["widthwise_mmlu_subjects" if is_local else "mmlu"])["tasks"]

@@ -125,8 +125,8 @@ def sample_records(
         if rec is None:
             docs[s["doc_id"]] = s["doc"]
             doc_id: Any = s["doc_id"]
-            if spec.name == "mmlu":  # ids restart in every subject
-                doc_id = f"{builtin_name(leaf).removeprefix('mmlu_')}/{s['doc_id']}"
+            if builtin_name(leaf) != spec.name:  # ids restart in every subject (MMLU) or split (MuSR)
+                doc_id = f"{builtin_name(leaf).removeprefix(spec.name + '_')}/{s['doc_id']}"
             rec = by_doc[s["doc_id"]] = {
                 "doc_id": doc_id,
                 "doc_hash": canonical_sha256(s["doc"]),

@@ -1,7 +1,7 @@
 """Settings: everything that changes a score, recorded in each Result; two Results compare only if equal.
 
 Loglikelihood tasks run without a chat template; generation tasks with the model's chat template when the
-suite asks for it (`chat_template = "generation"`), few-shot examples as turns.
+suite asks for it (`chat_template = "generation"`), few-shot examples as turns. The paper's suites use none.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def build_settings(
         gen = leaf.get_config("generation_kwargs") if spec.kind == "generate" else None
         n = sum(len(v) if v is not None else item.sizes[k] for k, v in item.ids.items())
         chat = applies_chat_template(suite, spec, tokenizer)
+        src = sources[spec.name]
         tasks[spec.name] = {
             "backend": (task_backends or {}).get(spec.name, backend),
-            "source": sources[spec.name].kind,
+            "source": src.kind,
             "shots": spec.shots,
             # Offline copies can lack a split (GSM8K has no train split: shots come from test).
             "split": leaf.get_config("test_split") or leaf.get_config("validation_split"),
@@ -56,6 +57,12 @@ def build_settings(
             "generation_kwargs": _jsonable(gen) if gen else None,
             "chat_template": chat,
             "fewshot_as_multiturn": chat and spec.shots > 0,
+            # Recorded only when set, so that Results made before they existed still compare. A hub
+            # dataset's commit, from the hub or a mirror's copy alike (the same documents either way).
+            **({"revision": src.revision} if src.revision else {}),
+            # How an offline copy departs from the paper (also told by `split`/`fewshot_split`, which
+            # keep hub and offline Results apart); `widthwise report` lists it.
+            **({"deviation": src.deviation} if src.deviation else {}),
         }
     template = chat_template_of(tokenizer)
     return {

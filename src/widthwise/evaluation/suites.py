@@ -24,6 +24,12 @@ class TaskSpec:
     n: int | None = None
     per_subject: int | None = None
     max_gen_toks: int | None = None
+    # What the offline copy does differently from the paper (None: nothing); with hub access the built-in
+    # task runs instead.
+    offline_deviation: str | None = None
+    # The hub dataset lm-eval's built-in task reads, pinned to a commit: (path, revision), or None.
+    dataset: tuple[str, str] | None = None
+    hub_template: str | None = None  # the YAML under tasks/ that applies that pin
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,30 @@ def limited(n: int | None, per_subject: int | None, limit: int | None) -> tuple[
     return (min(n, limit) if n is not None else limit), None
 
 
+def deviation(task: str, source: str) -> str | None:
+    """How a task run from `source` ("local" | "hub") departs from the paper's settings, or None.
+
+    Only offline copies deviate, and only where their family says so ([tasks.NAME] offline_deviation);
+    a Result records it in settings.tasks.NAME.deviation."""
+    fam = suites_toml()["tasks"].get(task, {})
+    return fam.get("offline_deviation") if source == "local" else None
+
+
+def pinned_dataset(task: str) -> tuple[str, str] | None:
+    """(hub path, revision) of the dataset a hub task is pinned to ([tasks.NAME] dataset), or None."""
+    fam = suites_toml()["tasks"].get(task, {})
+    pin = fam.get("dataset")
+    if pin is None:
+        return None
+    if not isinstance(pin, dict) or not all(isinstance(pin.get(k), str) for k in ("path", "revision")):
+        raise WidthwiseError(f"suites.toml: tasks.{task}.dataset must be {{path = ..., revision = ...}}")
+    if not fam.get("hub_template"):
+        raise WidthwiseError(
+            f"suites.toml: tasks.{task} pins a dataset but names no hub_template to apply it"
+        )
+    return pin["path"], pin["revision"]
+
+
 def get_suite(name: str, tasks: list[str] | None = None, limit: int | None = None) -> Suite:
     """The named suite, optionally restricted to some of its tasks and to `limit` documents per family;
     WidthwiseError for unknown names."""
@@ -99,6 +129,9 @@ def get_suite(name: str, tasks: list[str] | None = None, limit: int | None = Non
                 n=n,
                 per_subject=per_subject,
                 max_gen_toks=opts.get("max_gen_toks"),
+                offline_deviation=fam.get("offline_deviation"),
+                dataset=pinned_dataset(t),
+                hub_template=fam.get("hub_template"),
             )
         )
     return Suite(

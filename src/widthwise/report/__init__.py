@@ -25,6 +25,7 @@ from widthwise.report.tables import (
     append_step_summary,
     check_markdown,
     check_text,
+    departures,
     gaps_markdown,
     metric_table,
     pass_rate_text,
@@ -75,6 +76,9 @@ def write_report(
     md += ["## Results", ""]
     for g in groups:
         md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
+        away = departures(g)
+        if away:
+            md += ["Not as the paper ran it:", "", *away, ""]
         if g.tier == "paper" and any(k.endswith("j_per_token") for p in g.points for k in p.metrics):
             md += [
                 "J/token in the paper's tables are scaled by carbon intensity (its unit bug): "

@@ -224,3 +224,20 @@ def metric_table(group: Group, fmt: str = "github") -> str:
     rows = [[k, *[_fmt_value(k, p.metrics.get(k, (None,))[0]) for p in group.points]] for k in keys]
     headers = ["metric", *[p.label for p in group.points]]
     return tabulate([[_md_cell(c) for c in r] for r in rows], headers, tablefmt=fmt, disable_numparse=True)
+
+
+def departures(group: Group) -> list[str]:
+    """How the group's evaluations departed from the paper's settings, one markdown bullet per task and
+    reason: an offline copy's deviation (settings.tasks.NAME.deviation) and a task stood in for by another
+    (settings.substitutes)."""
+    seen: dict[tuple[str, str], None] = {}
+    for point in group.points:
+        for _entry, res in point.metrics.values():
+            settings = res.get("settings") or {}
+            tasks = settings.get("tasks")
+            for task, t in tasks.items() if isinstance(tasks, dict) else ():
+                if isinstance(t, dict) and t.get("deviation"):
+                    seen[(task, str(t["deviation"]))] = None
+            for task, why in (settings.get("substitutes") or {}).items():
+                seen[(task, f"not run; substitute: {why}")] = None
+    return [f"- {_md_cell(task)}: {_md_cell(why)}" for task, why in sorted(seen)]
