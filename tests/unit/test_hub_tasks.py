@@ -86,7 +86,7 @@ def test_paper_instruct_is_the_papers_instruct_benchmarks():
 
 
 def test_gsm8k_runs_lm_evals_own_task_with_train_shots_when_the_hub_is_allowed(no_mirror):
-    for suite in ("paper", "paper-instruct", "cpu"):
+    for suite in ("paper", "paper-instruct"):
         src = loading.plan_sources(
             get_suite(suite, ["gsm8k", "piqa"] if suite != "paper-instruct" else ["gsm8k"]), True
         )
@@ -94,6 +94,9 @@ def test_gsm8k_runs_lm_evals_own_task_with_train_shots_when_the_hub_is_allowed(n
         assert (gsm.kind, gsm.template, gsm.deviation) == ("hub", None, None), suite
         if "piqa" in src:  # an offline copy that does not depart from the paper is still preferred
             assert src["piqa"].kind == "local" and src["piqa"].deviation is None
+    # The CPU suites keep the offline copy their stored baselines were made on, hub or not.
+    cpu = loading.plan_sources(get_suite("cpu", ["gsm8k"]), True)["gsm8k"]
+    assert cpu.kind == "local" and cpu.deviation == GSM8K_DEVIATION
     # What the hub source runs: lm-eval's built-in gsm8k, whose shots come from the train split.
     builtin = _builtin("gsm8k/gsm8k.yaml")
     assert (builtin["task"], builtin["fewshot_split"], builtin["training_split"]) == (

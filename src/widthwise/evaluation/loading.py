@@ -61,8 +61,11 @@ def plan_sources(suite: Suite, allow_hub: bool) -> dict[str, Source]:
     out: dict[str, Source] = {}
     for spec in suite.tasks:
         hub = _hub(spec, allow_hub, mirror)
-        if hub is not None and (spec.offline_deviation or not spec.template):
-            out[spec.name] = hub  # the paper's own settings, where the offline copy departs from them
+        # The paper's suites (tier gpu) take the paper's own settings from the hub where the offline copy
+        # departs from them; the CPU suites stay on the offline copy their stored baselines were made on.
+        faithful = spec.offline_deviation and suite.tier == "gpu"
+        if hub is not None and (faithful or not spec.template):
+            out[spec.name] = hub
             continue
         try:
             files = data.locate(spec.name) if spec.template else None
