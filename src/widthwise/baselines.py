@@ -74,7 +74,23 @@ def diff_metrics(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[Row]
     return rows
 
 
+def refuse_stand_ins(results: Iterable[Mapping[str, Any]]) -> None:
+    """A Result made with a stand-in (FakeCudaDevice, a stand-in model folder) or on a --limit subset
+    rehearses the pipeline; it measures nothing a baseline may hold."""
+    for r in results:
+        prov = r.get("provenance") or {}
+        limit = (r.get("settings") or {}).get("limit")
+        why = prov.get("stand_in") or (f"--limit {limit}" if limit is not None else None)
+        if why:
+            raise WidthwiseError(
+                f"{r['model']['name']} ({config_slug(r.get('pruning'))}, {r.get('suite')}): made with {why}; "
+                "a rehearsal is never a baseline"
+            )
+
+
 def plan_update(results: Iterable[Mapping[str, Any]], target: Path) -> list[Change]:
+    results = list(results)
+    refuse_stand_ins(results)
     plan: dict[Path, Change] = {}
     for r in results:
         path = Path(target) / filename_for(r)

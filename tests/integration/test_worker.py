@@ -39,9 +39,8 @@ def test_two_ranks_reproduce_the_in_process_result(tiny_llama, tmp_path):
     prune_model(loaded.model, PruneSpec(method="ppm", pct=25))
     folder = save_model(loaded.model, loaded.tokenizer, tmp_path / "pruned", {"test": True}, force=False)
     store = Checkpoints(tmp_path / "ck", "0123456789abcdef" * 4)
-    cmd = backends.worker_command(
-        folder, "smoke", TASKS, backend="hf", devices=2, dtype="float32", checkpoints=store.root, key=store.key
-    )
+    kw = {"backend": "hf", "devices": 2, "dtype": "float32", "checkpoints": store.root, "key": store.key}
+    cmd = backends.worker_command(folder, "smoke", TASKS, **kw)
     backends.run_worker(cmd, env={"ACCELERATE_USE_CPU": "true"})
     parts = store.load()
     assert sorted(parts) == sorted(TASKS)  # one part per family, written once (by rank 0)

@@ -1,8 +1,8 @@
 """Backend and device choices: refused before any model loads when they cannot run, recorded when they do."""
 
-import pytest
-
 from dataclasses import dataclass
+
+import pytest
 
 from widthwise.cli import main
 from widthwise.device import CudaDevice, Device, FakeCudaDevice

@@ -78,11 +78,11 @@ def test_update_is_a_dry_run_without_yes(stored, tmp_path, capsys):
 
 
 def test_update_refuses_other_settings_unless_allowed(stored, tmp_path, capsys):
-    new = _new_results(stored, tmp_path, limit=100)
+    new = _new_results(stored, tmp_path, bootstrap_iters=100)
     args = ["baseline", "update", str(new), "--name", "measured", "--root", str(stored), "--yes"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--allow-mismatch" in err and "limit: None != 100" in err
+    assert len(err.splitlines()) == 1 and "--allow-mismatch" in err and "bootstrap_iters: None != 100" in err
     assert main([*args, "--allow-mismatch"]) == 0
 
 
@@ -90,3 +90,26 @@ def test_measured_results_never_go_into_the_paper_baselines(stored, tmp_path, ca
     shutil.copytree(stored / "measured", tmp_path / "m")
     assert main(["baseline", "update", str(tmp_path / "m"), "--name", "paper", "--root", str(stored)]) == 2
     assert "paper's own results" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "stand_in, limit, why",
+    [
+        ("FakeCudaDevice: this CPU stands in for a CUDA device", None, "made with FakeCudaDevice"),
+        ("stand-in model folder /tmp/s/meta-llama--Llama-3.2-1B", None, "made with stand-in model folder"),
+        (None, 3, "made with --limit 3"),
+    ],
+)
+def test_a_rehearsal_is_never_stored_as_a_baseline(stored, tmp_path, capsys, stand_in, limit, why):
+    out = tmp_path / "rehearsed"
+    for f in sorted((stored / "measured").glob("*.json")):
+        r = read_result(f)
+        r["provenance"]["stand_in"] = stand_in
+        r["settings"]["limit"] = limit
+        write_result(r, out / f.name)
+    argv = ["baseline", "update", str(out), "--name", "measured", "--root", str(stored), "--yes"]
+    before = {f.name: f.read_bytes() for f in (stored / "measured").glob("*.json")}
+    assert main([*argv, "--allow-mismatch"]) == 2
+    err = capsys.readouterr().err
+    assert why in err and "a rehearsal is never a baseline" in err
+    assert {f.name: f.read_bytes() for f in (stored / "measured").glob("*.json")} == before
