@@ -1,4 +1,5 @@
-"""constraints/cpu.txt pins the environment the CPU baselines were measured in.
+"""constraints/cpu.txt pins the environment the CPU baselines were measured in; constraints/gpu.txt the GPU
+runners' (torch, vLLM, transformers and lm-eval resolved together by tools/lock_gpu.py).
 
 The regression gate refuses a fresh Result made under another torch, transformers or lm-eval than its
 stored baseline. Unpinned, a clean clone installs whatever was released last, and CI goes red for a
@@ -14,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "constraints" / "cpu.txt"
+GPU_LOCK = ROOT / "constraints" / "gpu.txt"
 STORED = ROOT / "baselines" / "measured" / "cpu"
 
 
@@ -21,24 +23,48 @@ def _name(requirement: str) -> str:
     return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def _pins() -> dict[str, str]:
-    pins = {}
-    for line in LOCK.read_text().splitlines():
+def _pins(lock: Path = LOCK) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in lock.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         name, sep, version = line.partition("==")
-        assert sep, f"constraints/cpu.txt: {line!r} is not an exact pin"
+        assert sep, f"{lock.name}: {line!r} is not an exact pin"
+        assert _name(name) not in pins, f"{lock.name} pins {name} twice"
         pins[_name(name)] = version
     return pins
 
 
-def test_every_dependency_is_pinned_exactly():
+def _wanted(*extras: str) -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"].values()
-    wanted = project["dependencies"] + [r for extra in extras for r in extra]
-    missing = sorted({_name(r) for r in wanted} - set(_pins()))
+    return project["dependencies"] + [r for e in extras for r in project["optional-dependencies"][e]]
+
+
+def test_every_dependency_is_pinned_exactly():
+    missing = sorted({_name(r) for r in _wanted("test", "lint")} - set(_pins()))
     assert not missing, f"constraints/cpu.txt does not pin {missing}"
+
+
+def test_the_gpu_lock_pins_every_dependency_and_satisfies_it():
+    from packaging.requirements import Requirement
+
+    pins = _pins(GPU_LOCK)
+    for r in map(Requirement, _wanted("gpu", "test")):
+        name = _name(r.name)
+        assert name in pins, f"constraints/gpu.txt does not pin {r.name}"
+        assert r.specifier.contains(pins[name], prereleases=True), f"{r} is not met by {name}=={pins[name]}"
+    # torch, vLLM, transformers and lm-eval resolved together; lm-eval is the CPU lock's (one harness).
+    assert pins["torch"] == "2.14.0" and pins["vllm"] == "0.33.0"
+    assert pins["lm-eval"] == _pins()["lm-eval"]
+
+
+def test_the_gpu_lock_leaves_torchs_cuda_runtime_to_the_build_the_driver_needs():
+    # A pinned CUDA 13 runtime (cuda-toolkit, nvidia-cublas, ...) would refuse torch's CUDA 12.9 build on a
+    # 550-575 driver; torch pins its own runtime exactly, so the lock names none of it.
+    pins = _pins(GPU_LOCK)
+    runtime = sorted(n for n in pins if re.match(r"(cuda-|nvidia-(?!ml-py$)|nccl)", n))
+    assert runtime == [], f"constraints/gpu.txt pins CUDA runtime packages {runtime}"
 
 
 def test_pins_match_the_environment_of_every_stored_cpu_baseline():
