@@ -198,6 +198,17 @@ def summary(job: Job, shards: Sequence[Shard], runners: int | None = None) -> Su
     return Summary(sum(per_model.values()), per_model, night, k, night <= job.night_hours)
 
 
+def breakdown(shards: Sequence[Shard], model: str) -> dict[str, float]:
+    """Minutes per part (setup, load, each task, startup, bench) summed over one model's shards: the
+    arithmetic behind its total."""
+    out: dict[str, float] = {}
+    for s in shards:
+        if s.spec.model == model:
+            for part, sec in s.estimate.parts.items():
+                out[part] = out.get(part, 0.0) + sec / 60
+    return out
+
+
 def _hm(hours: float) -> str:
     m = math.ceil(hours * 60)
     return f"{m // 60}h{m % 60:02d}"
@@ -228,7 +239,12 @@ def table(job: Job, shards: Sequence[Shard], device: str, backend: str, runners:
     sm = summary(job, shards, runners)
     lines.append("")
     for model, h in sm.per_model_hours.items():
+        parts = breakdown(shards, model)
+        detail = ", ".join(
+            f"{k} {v:.0f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.5
+        )
         lines.append(f"{model}: {_hm(h)} of GPU time, one shard after another on one {device}")
+        lines.append(f"  minutes: {detail}")
     verdict = "fits" if sm.fits else "does NOT fit"
     lines.append(
         f"all: {sm.gpu_hours:.1f} GPU-hours; on {sm.runners} runner(s) the night takes "
