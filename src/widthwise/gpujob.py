@@ -209,6 +209,19 @@ def breakdown(shards: Sequence[Shard], model: str) -> dict[str, float]:
     return out
 
 
+def one_gpu_hours(shards: Sequence[Shard], model: str, bench: bool = True) -> float:
+    """One model's sweep unsharded on one GPU (`nox -s claims-gpu`, or a runner that takes every shard):
+    the job's setup once, then each configuration's load, evaluation and, with `bench`, its bench."""
+    mine = [s for s in shards if s.spec.model == model]
+    if not mine:
+        raise WidthwiseError(f"no shard of {model} in the plan")
+    parts = breakdown(mine, model)
+    minutes = sum(parts.values()) - parts["setup"] + parts["setup"] / len(mine)
+    if not bench:
+        minutes -= parts["bench"]
+    return minutes / 60
+
+
 def _hm(hours: float) -> str:
     m = math.ceil(hours * 60)
     return f"{m // 60}h{m % 60:02d}"

@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bench-args",
         help=f"bench options for each bench, as `widthwise bench` takes them (default on CPU suites: "
-        f"{CPU_BENCH_ARGS!r}; none on paper)",
+        f"{CPU_BENCH_ARGS!r}; none on the GPU tier's suites, paper and paper-instruct)",
     )
     p.add_argument("--controls", action="store_true", help="also run the random and ppm-reverse controls")
     p.add_argument("--control-pcts", help="pcts for the controls (default: the same as --pcts)")
@@ -116,8 +116,11 @@ def run(args: argparse.Namespace) -> int:
             jobs = int(args.jobs)
         except ValueError:
             raise WidthwiseError(f"--jobs must be a number or auto, got {args.jobs!r}") from None
+    # The GPU tier's suites (paper, paper-instruct) bench the full workloads; CPU suites a short probe.
     bench_words = (
-        args.bench_args if args.bench_args is not None else ("" if args.suite == "paper" else CPU_BENCH_ARGS)
+        args.bench_args
+        if args.bench_args is not None
+        else ("" if the_suite.tier == "gpu" else CPU_BENCH_ARGS)
     )
     bench_config = bench.parse_config(shlex.split(bench_words)) if args.bench else None
     configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
