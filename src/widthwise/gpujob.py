@@ -34,6 +34,7 @@ class SweepSpec:
     suite: str
     pcts: tuple[float, ...]
     method: str = "ppm"
+    bench: bool = True
 
     @property
     def slug(self) -> str:
@@ -56,7 +57,13 @@ def load_job(path: Path = JOB_FILE) -> Job:
             doc = tomllib.load(f)
         job = doc["job"]
         sweeps = tuple(
-            SweepSpec(s["model"], s["suite"], tuple(float(p) for p in s["pcts"]), s.get("method", "ppm"))
+            SweepSpec(
+                s["model"],
+                s["suite"],
+                tuple(float(p) for p in s["pcts"]),
+                s.get("method", "ppm"),
+                bool(s.get("bench", True)),
+            )
             for s in doc["sweeps"]
         )
         return Job(
@@ -162,11 +169,12 @@ def plan(
     for spec in chosen:
         configs = sweep_plan(spec.pcts, spec.method)
         n = len(configs)
+        benched = bench and spec.bench
         for i, cfg in enumerate(configs, start=1):
-            b = bench_s.get(spec.model, 0.0) if bench and not cfg.is_base else 0.0
+            b = bench_s.get(spec.model, 0.0) if benched and not cfg.is_base else 0.0
             est = tmod.shard_seconds(tm, suites[spec.suite], dev, backend, spec.model, configs=1, bench=b)
             cmd = shard_command(
-                spec, i, n, job.out, backend=backend, devices=devices, bench=bench, bench_args=bench_args
+                spec, i, n, job.out, backend=backend, devices=devices, bench=benched, bench_args=bench_args
             )
             sweep_min = tmod.timeout_minutes(est.seconds - est.parts["setup"], tm.safety_factor)
             setup_min = tmod.timeout_minutes(est.parts["setup"], tm.safety_factor)

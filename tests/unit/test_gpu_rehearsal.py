@@ -48,10 +48,11 @@ def test_each_command_runs_word_for_word_with_the_suffix(matrix):
         assert argv[:3] == ["/py", "-m", "widthwise"]
         assert argv[3 : 3 + len(words) - 1] == words[1:]  # the plan's command, unchanged
         suffix = argv[3 + len(words) - 1 :]
-        assert suffix == ["--limit", "3", "--backend", "hf", "--bench-args", rh.BENCH_ARGS]
+        bench = [] if "--no-bench" in words else ["--bench-args", rh.BENCH_ARGS]
+        assert suffix == ["--limit", "3", "--backend", "hf", *bench]
         args = parser.parse_args(argv[3:])
         # argparse takes the last of a repeated option: the suffix wins, everything else is the plan's
-        assert args.backend == "hf" and args.bench_args == rh.BENCH_ARGS
+        assert args.backend == "hf" and args.bench_args == (rh.BENCH_ARGS if bench else None)
         assert (args.model, args.shard, args.suite, str(args.out)) == (
             e["model"],
             e["shard"],
@@ -80,15 +81,16 @@ def test_the_plan_must_have_shards_and_the_instruct_model(matrix):
 def test_missing_results_and_the_instruct_model(tmp_path, matrix):
     include = rh.check_matrix(matrix)
     every = [p for e in include for p in rh.expected_results(e)]
-    # 18 evaluations, and a pruned Result and its interleaved base for each of the 15 benches
-    assert len(every) == 18 + 2 * 15
+    # 18 evaluations, and a pruned Result and its interleaved base for each of the 12 benches (the
+    # Instruct model has none)
+    assert len(every) == 18 + 2 * 12
     assert rh.missing_results(tmp_path, include) == every
     for p in every:
         (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / p).write_text("{}")
     assert rh.missing_results(tmp_path, include) == []
     assert rh.instruct_present(tmp_path, include)
-    lost = next(e for e in include if "Instruct" in e["model"] and e["config"] == "ppm-pct40")
+    lost = next(e for e in include if e["slug"] == "llama-3.2-3b" and e["config"] == "ppm-pct40")
     (tmp_path / rh.expected_results(lost)[1]).unlink()
     assert rh.missing_results(tmp_path, include) == [rh.expected_results(lost)[1]]
     for e in include:

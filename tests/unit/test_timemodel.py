@@ -201,7 +201,9 @@ def test_the_job_has_every_shard_each_below_its_timeout(real, device, backend):
             < s.timeout_minutes
         )
         assert s.spec.suite == ("paper-instruct" if "Instruct" in s.spec.model else "paper")
-        assert (s.estimate.parts["bench"] > 0) == (s.config != "base")
+        benched = s.config != "base" and "Instruct" not in s.spec.model
+        assert (s.estimate.parts["bench"] > 0) == benched
+        assert ("--no-bench" in s.command) == ("Instruct" in s.spec.model)
 
 
 ONE_B = "meta-llama/Llama-3.2-1B"
