@@ -9,7 +9,9 @@ What stands in for what a GPU runner has (each at the boundary this machine lack
   * the gated weights: tiny random models of the real architecture class (LlamaForCausalLM), each keeping
     its real model's MLP expansion ratio, with the embedded default model's tokenizer, in folders
     WIDTHWISE_MODEL_STANDINS/<org>--<name> that the hub ids resolve to;
-  * the dataset hub (WikiText, MuSR): tests/hub_standins.write_mirror, read through WIDTHWISE_HUB_MIRROR.
+  * the dataset hub (WikiText, MuSR): tests/hub_standins.write_mirror, read through WIDTHWISE_HUB_MIRROR;
+    the hub itself is not allowed (gpu.yml sets WIDTHWISE_ALLOW_HUB=1), so GSM8K runs from its offline
+    copy, with its few-shot deviation recorded, instead of lm-eval's hub task.
 
 The plan is gpu.yml's own call (`widthwise sweep --dry-run --json --gpu h100`) and every shard runs the
 matrix's command word for word, with this suffix appended (argparse takes the last of a repeated option):
@@ -219,14 +221,16 @@ def rehearse(workdir: Path, limit: int, jobs: int, log=print) -> str:
         "WIDTHWISE_FAKE_CUDA": "1",
         "WIDTHWISE_MODEL_STANDINS": str(write_standins(workdir / "standins", list(STANDIN_SHAPES), log)),
         "WIDTHWISE_HUB_MIRROR": str(write_hub_mirror(workdir / "hub")),
-        "WIDTHWISE_ALLOW_HUB": "1",  # as gpu.yml sets it: the hub tasks read the mirror
         "WIDTHWISE_CACHE": str(workdir / "cache"),  # no cached Result may stand in for a run
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "WIDTHWISE_THREADS": "1",
     }
-    env.pop("HF_TOKEN", None)
+    # gpu.yml allows the hub (WIDTHWISE_ALLOW_HUB=1); here nothing may be fetched: the pinned hub tasks
+    # read the mirror, and GSM8K its offline copy (its few-shot deviation recorded in the Result).
+    for var in ("HF_TOKEN", "WIDTHWISE_ALLOW_HUB"):
+        env.pop(var, None)
     python = sys.executable
 
     t0 = time.perf_counter()
