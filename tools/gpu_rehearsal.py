@@ -258,12 +258,15 @@ def rehearse(workdir: Path, limit: int, jobs: int, log=print) -> str:
             )
             if ran.rc != 0:
                 crashed.append(ran)
+                # A crash fails the rehearsal: the shards not yet started would only delay saying so.
+                for other in running:
+                    other.cancel()
     if crashed:
         first = crashed[0]
         log(tail(first.log))
         raise RehearsalFailed(
-            f"{len(crashed)} shard(s) crashed, first {first.entry['slug']} {first.entry['shard']} "
-            f"({first.entry['config']}), exit {first.rc}: see {first.log}"
+            f"shard {first.entry['slug']} {first.entry['shard']} ({first.entry['config']}) crashed with "
+            f"exit {first.rc} ({len(crashed)} crashed; shards not yet started were not run): see {first.log}"
         )
     gone = missing_results(workdir, include)
     if gone:
