@@ -250,6 +250,8 @@ def rehearse(workdir: Path, limit: int, jobs: int, log=print) -> str:
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {pool.submit(run_shard, e, argvs[e["artifact"]], workdir, env): e for e in include}
         for fut in cf.as_completed(running):
+            if fut.cancelled():
+                continue
             ran = fut.result()
             state = "ok" if ran.rc == 0 else f"EXIT {ran.rc}"
             log(

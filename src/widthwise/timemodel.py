@@ -366,10 +366,12 @@ def device_of(tm: TimeModel, result: Mapping[str, Any]) -> str | None:
 
 
 def backend_of_task(result: Mapping[str, Any], task: str) -> str:
-    """Which backend ran a task: the per-task record when the Result has one, else the run's backend."""
+    """Which backend ran a task: its profile's or settings' per-task record (schema 4: `--backend auto`
+    runs tasks on different backends), else the run's backend (older Results ran all on one)."""
     settings = result.get("settings") or {}
-    per_task = (result.get("provenance") or {}).get("task_backends") or settings.get("task_backends") or {}
-    return str(per_task.get(task) or settings.get("backend") or "hf")
+    profiled = (((result.get("provenance") or {}).get("profile") or {}).get("tasks") or {}).get(task) or {}
+    configured = (settings.get("tasks") or {}).get(task) or {}
+    return str(profiled.get("backend") or configured.get("backend") or settings.get("backend") or "hf")
 
 
 def measured_seconds(

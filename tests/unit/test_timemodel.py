@@ -367,6 +367,16 @@ def test_calibration_keeps_the_slowest_and_says_what_it_skipped():
     assert len(notes) == 2 and "an unknown device" in notes[0] and "no profile" in notes[1]
 
 
+def test_a_tasks_backend_is_its_own_under_auto():
+    base = read_result(CPU_BASE)
+    assert tmod.backend_of_task(base, "ifeval") == "hf"  # a schema-3 Result: the run's one backend
+    auto = copy.deepcopy(base)
+    auto["settings"]["backend"] = "auto"
+    auto["settings"]["tasks"]["ifeval"]["backend"] = "vllm"
+    auto["provenance"]["profile"]["tasks"]["mmlu"]["backend"] = "hf"
+    assert tmod.backend_of_task(auto, "ifeval") == "vllm" and tmod.backend_of_task(auto, "mmlu") == "hf"
+
+
 def test_dry_run_calibrates_from_a_results_folder(tmp_path, capsys):
     """--calibrate reads Results; a CPU Result calibrates nothing on h100 and says so."""
     from widthwise.cli import main
