@@ -170,6 +170,7 @@ def dry_run(args: argparse.Namespace) -> int:
     import json
     import shlex
     import sys
+    from collections import Counter
 
     from widthwise import gpujob, timemodel
     from widthwise.bench import parse_config
@@ -184,8 +185,8 @@ def dry_run(args: argparse.Namespace) -> int:
         raise WidthwiseError(f"--gpu {device}: the time model knows {', '.join(sorted(tm.devices))}")
     if args.calibrate:
         tm, notes = timemodel.calibrate(tm, collect_results(args.calibrate), device)
-        for line in notes:
-            print(f"calibrate: skipped {line}", file=sys.stderr)
+        for line, n in Counter(notes).items():
+            print(f"calibrate: skipped {n} Result(s): {line}", file=sys.stderr)
     backend = args.backend or job.backend
     bench_config = parse_config(shlex.split(args.bench_args or ""))
     suites = {s.suite: gpujob.suite_tasks(s.suite) for s in job.sweeps}
