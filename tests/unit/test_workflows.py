@@ -160,6 +160,60 @@ def test_a_running_nightly_is_never_cancelled_and_labels_restart_nothing():
     assert "contains(github.event.pull_request.labels.*.name, 'run-gpu')" in plan_if
 
 
+def github_expression(text: str, github: dict) -> object:
+    """Evaluate a workflow value the way GitHub does, for the operators gpu.yml's concurrency and plan
+    rules use (==, !=, &&, ||, !, contains, format): each ${{ }} is translated to Python and evaluated;
+    outside ${{ }} text is literal. Not a general evaluator: an unknown construct fails to translate."""
+
+    def value(path: str) -> object:
+        out: object = github
+        for key in path.split(".")[1:]:
+            out = out.get(key) if isinstance(out, dict) else None
+        return out
+
+    def translate(expr: str) -> str:
+        expr = expr.replace("github.event.pull_request.labels.*.name", "LABELS")
+        expr = re.sub(r"contains\(LABELS, ('[^']*')\)", r"(\1 in value('labels'))", expr)
+        expr = re.sub(r"format\('([^']*)\{0\}', (github\.[\w.]+)\)", r"('\1' + str(\2))", expr)
+        expr = re.sub(r"\bgithub(\.[\w]+)+", lambda m: f"value({m.group(0)!r})", expr)
+        expr = expr.replace("&&", " and ").replace("||", " or ")
+        return re.sub(r"!(?!=)", " not ", expr)
+
+    env = {"value": lambda p: github["labels"] if p == "labels" else value(p)}
+    parts = re.split(r"\$\{\{(.*?)\}\}", text, flags=re.S)
+    if len(parts) == 3 and not parts[0].strip() and not parts[2].strip():
+        return eval(translate(parts[1]), env)  # noqa: S307 - our own workflow's text
+    return "".join(p if i % 2 == 0 else str(eval(translate(p), env)) for i, p in enumerate(parts))  # noqa: S307
+
+
+def test_the_concurrency_rule_on_each_kind_of_event():
+    wf = gpu_workflow()
+    conc, plan_if = wf["concurrency"], "${{ " + wf["jobs"]["plan"]["if"] + " }}"
+
+    def run(event, run_id, action=None, label=None, labels=(), pr=5):
+        github = {"event_name": event, "run_id": run_id, "labels": list(labels)}
+        github["ref"] = f"refs/pull/{pr}/merge" if event == "pull_request" else "refs/heads/main"
+        github["event"] = {"action": action, "label": {"name": label}, "pull_request": {"number": pr}}
+        return (
+            github_expression(conc["group"], github),
+            github_expression(conc["cancel-in-progress"], github),
+            github_expression(plan_if, github),
+        )
+
+    night1, night2 = run("schedule", 1), run("schedule", 2)
+    assert night1[0] == night2[0] and night1[1] is False and night1[2]  # queued behind, never cancelled
+    manual = run("workflow_dispatch", 3)
+    assert manual[1] is False and manual[0] != night1[0]
+    added = run("pull_request", 10, "labeled", "run-gpu", ["run-gpu"])
+    pushed = run("pull_request", 11, "synchronize", None, ["run-gpu", "bug"])
+    assert added[0] == pushed[0] and pushed[1] is True and added[2] and pushed[2]  # a push replaces
+    assert added[0] not in (night1[0], manual[0])
+    other_label = run("pull_request", 12, "labeled", "bug", ["run-gpu", "bug"])
+    unlabelled_push = run("pull_request", 13, "synchronize", None, [])
+    for ignored in (other_label, unlabelled_push):
+        assert ignored[0] not in (added[0], night1[0]) and not ignored[2]  # cancels nothing, runs nothing
+
+
 def test_claims_gpu_sweeps_every_model_unchecked_then_checks_once_and_its_example_parses():
     import inspect
     import shlex
