@@ -1,7 +1,7 @@
 """Rehearse the whole GPU job (.github/workflows/gpu.yml) on CPU: its plan, every shard's exact command,
 then the aggregate job's report and check. `nox -s gpu-rehearsal` runs it; ci.yml runs that session.
 
-    python tools/gpu_rehearsal.py [--out runs/gpu-rehearsal] [--limit 2] [--jobs 2] [--keep]
+    python tools/gpu_rehearsal.py [--out runs/gpu-rehearsal] [--limit 2] [--jobs N]
 
 What stands in for what a GPU runner has (each at the boundary this machine lacks, nothing else):
   * the GPU and its energy counter: WIDTHWISE_FAKE_CUDA=1 (widthwise.device's FakeCudaDevice, and
@@ -310,7 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/gpu-rehearsal"), help="work folder (replaced)")
     p.add_argument("--limit", type=int, default=2, help="documents per task family (default 2)")
-    p.add_argument("--jobs", type=int, default=2, help="shards run at once (default 2, one per core)")
+    jobs = max(1, min(4, os.cpu_count() or 1))
+    p.add_argument(
+        "--jobs", type=int, default=jobs, help=f"shards run at once (default one per core: {jobs})"
+    )
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     try:
