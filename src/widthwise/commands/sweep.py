@@ -1,4 +1,10 @@
-"""widthwise sweep [MODEL] [--pcts P,...] [--suite S] [--no-bench] [--controls] [--shard i/n] --out DIR"""
+"""widthwise sweep [MODEL] [--pcts P,...] [--suite S] [--no-bench] [--controls] [--shard i/n] [--no-check]
+                [--out DIR]
+
+widthwise sweep --dry-run [--json] [--gpu DEVICE] [--runners N] [--models M,...] [--calibrate DIR ...]
+    the GPU job (src/widthwise/gpujob.toml): every shard's configuration, estimated hours and exact
+    command, loading nothing; --json prints gpu.yml's matrix.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bench-args",
         help=f"bench options for each bench, as `widthwise bench` takes them (default on CPU suites: "
-        f"{CPU_BENCH_ARGS!r}; none on paper)",
+        f"{CPU_BENCH_ARGS!r}; none on the GPU tier's suites, paper and paper-instruct)",
     )
     p.add_argument("--controls", action="store_true", help="also run the random and ppm-reverse controls")
     p.add_argument("--control-pcts", help="pcts for the controls (default: the same as --pcts)")
@@ -53,6 +59,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     backends.add_arguments(p, devices_default="auto")
     p.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output folder (default runs/sweep)")
+    p.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="report and check an unsharded sweep at its end (--no-check: Results and plans only, for a "
+        "later `widthwise check` over several sweeps)",
+    )
+    # None tells an explicit --backend from the default: the dry run then takes the GPU job's own.
+    p.set_defaults(backend=None)
+    g = p.add_argument_group("dry run (the GPU job's plan: nothing is loaded or run)")
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each shard of the GPU job (src/widthwise/gpujob.toml): configuration, estimated hours, "
+        "timeout and the exact command",
+    )
+    g.add_argument("--json", action="store_true", help="with --dry-run: gpu.yml's matrix as one JSON line")
+    g.add_argument("--gpu", help="with --dry-run: the time model's device (default: the job's, h100)")
+    g.add_argument("--runners", type=int, help="with --dry-run: GPU runners to size the night for")
+    g.add_argument("--models", help="with --dry-run: keep only these of the job's models (comma-separated)")
+    g.add_argument(
+        "--calibrate",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS",
+        help="with --dry-run: Results folders or files whose measured per-task seconds (provenance.profile) "
+        "replace the rate table's on the same device",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     from widthwise.errors import WidthwiseError
     from widthwise.evaluation import backends, get_suite
 
+    if args.dry_run:
+        return dry_run(args)
+    if args.backend is None:
+        args.backend = backends.DEFAULT_BACKEND
     pcts = sweep.parse_pcts(args.pcts)
     which = sweep.parse_shard(args.shard)
     control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
@@ -78,8 +116,11 @@ def run(args: argparse.Namespace) -> int:
             jobs = int(args.jobs)
         except ValueError:
             raise WidthwiseError(f"--jobs must be a number or auto, got {args.jobs!r}") from None
+    # The GPU tier's suites (paper, paper-instruct) bench the full workloads; CPU suites a short probe.
     bench_words = (
-        args.bench_args if args.bench_args is not None else ("" if args.suite == "paper" else CPU_BENCH_ARGS)
+        args.bench_args
+        if args.bench_args is not None
+        else ("" if the_suite.tier == "gpu" else CPU_BENCH_ARGS)
     )
     bench_config = bench.parse_config(shlex.split(bench_words)) if args.bench else None
     configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
@@ -112,8 +153,57 @@ def run(args: argparse.Namespace) -> int:
     if which is not None:
         print(f"sweep: shard {args.shard} done; merge shards with `widthwise check DIR1 DIR2 ...`")
         return 0
+    if not args.check:
+        print(
+            f"sweep: done, not checked (--no-check); check with `widthwise check {args.out / 'results'} ...`"
+        )
+        return 0
     chk, written = sweep.finish(args.out)
     print(f"wrote {written[0]} and {len(written) - 1} plots under {args.out / 'report' / 'plots'}")
     print(report.check_text(chk))
     report.append_step_summary(report.check_markdown(chk))
     return chk.exit_code
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """The GPU job's shards with estimates and commands; nothing is loaded, nothing runs."""
+    import json
+    import shlex
+    import sys
+    from collections import Counter
+
+    from widthwise import gpujob, timemodel
+    from widthwise.bench import parse_config
+    from widthwise.results import collect_results
+
+    job = gpujob.load_job()
+    tm = timemodel.load()
+    device = args.gpu or job.device
+    if device not in tm.devices:
+        from widthwise.errors import WidthwiseError
+
+        raise WidthwiseError(f"--gpu {device}: the time model knows {', '.join(sorted(tm.devices))}")
+    if args.calibrate:
+        tm, notes = timemodel.calibrate(tm, collect_results(args.calibrate), device)
+        for line, n in Counter(notes).items():
+            print(f"calibrate: skipped {n} Result(s): {line}", file=sys.stderr)
+    backend = args.backend or job.backend
+    bench_config = parse_config(shlex.split(args.bench_args or ""))
+    suites = {s.suite: gpujob.suite_tasks(s.suite) for s in job.sweeps}
+    shards = gpujob.plan(
+        job,
+        tm,
+        suites=suites,
+        bench_s=gpujob.bench_estimates(tm, job, device, bench_config),
+        device=device,
+        backend=backend,
+        devices=args.devices if args.devices != "auto" else "1",
+        bench=args.bench,
+        bench_args=args.bench_args,
+        models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
+    )
+    if args.json:
+        print(json.dumps(gpujob.matrix(shards), separators=(",", ":")))
+    else:
+        print(gpujob.table(job, shards, device, backend, args.runners))
+    return 0
