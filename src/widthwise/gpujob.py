@@ -34,11 +34,16 @@ class SweepSpec:
     suite: str
     pcts: tuple[float, ...]
     method: str = "ppm"
-    bench: bool = True
+    bench: bool | tuple[float, ...] = True  # true: every pruned width; a list: those widths only
 
     @property
     def slug(self) -> str:
         return model_key(self.model)
+
+    def benches(self, pct: float) -> bool:
+        if isinstance(self.bench, bool):
+            return self.bench and pct > 0
+        return any(abs(pct - b) < 1e-9 for b in self.bench)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,14 @@ class Job:
     out: str
     backend: str
     sweeps: tuple[SweepSpec, ...]
+
+
+def _bench(value: Any) -> bool | tuple[float, ...]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list):
+        return tuple(float(p) for p in value)
+    raise TypeError(f"bench must be true, false or a list of pcts, not {value!r}")
 
 
 def load_job(path: Path = JOB_FILE) -> Job:
@@ -62,7 +75,7 @@ def load_job(path: Path = JOB_FILE) -> Job:
                 s["suite"],
                 tuple(float(p) for p in s["pcts"]),
                 s.get("method", "ppm"),
-                bool(s.get("bench", True)),
+                _bench(s.get("bench", True)),
             )
             for s in doc["sweeps"]
         )
@@ -135,8 +148,11 @@ def shard_command(
     words = ["widthwise", "sweep", spec.model, "--suite", spec.suite, "--pcts", pcts_text(spec.pcts)]
     words += ["--method", spec.method, "--shard", f"{index}/{count}"]
     words += ["--device", device, "--backend", backend, "--devices", str(devices)]
-    words += ["--bench"] if bench else ["--no-bench"]
-    if bench and bench_args:
+    benched = bench and spec.bench is not False
+    words += ["--bench"] if benched else ["--no-bench"]
+    if benched and not isinstance(spec.bench, bool):
+        words += ["--bench-pcts", pcts_text(spec.bench)]
+    if benched and bench_args:
         words += ["--bench-args", bench_args]
     words += ["--out", f"{out}/{spec.slug}"]
     return tuple(words)
@@ -169,12 +185,11 @@ def plan(
     for spec in chosen:
         configs = sweep_plan(spec.pcts, spec.method)
         n = len(configs)
-        benched = bench and spec.bench
         for i, cfg in enumerate(configs, start=1):
-            b = bench_s.get(spec.model, 0.0) if benched and not cfg.is_base else 0.0
+            b = bench_s.get(spec.model, 0.0) if bench and spec.benches(cfg.pct) else 0.0
             est = tmod.shard_seconds(tm, suites[spec.suite], dev, backend, spec.model, configs=1, bench=b)
             cmd = shard_command(
-                spec, i, n, job.out, backend=backend, devices=devices, bench=benched, bench_args=bench_args
+                spec, i, n, job.out, backend=backend, devices=devices, bench=bench, bench_args=bench_args
             )
             sweep_min = tmod.timeout_minutes(est.seconds - est.parts["setup"], tm.safety_factor)
             setup_min = tmod.timeout_minutes(est.parts["setup"], tm.safety_factor)

@@ -10,7 +10,7 @@ configurations are planned and absent, and the check fails on them. Plans merge 
 
     {"schema": "widthwise.plan/1", "tier", "suite", "model", "tasks": [...],
      "configs": [{"method": "base" | "ppm" | "random" | ..., "pct": float}],
-     "bench": null | {"workloads": [...], "batch_sizes": [...]},
+     "bench": null | {"workloads": [...], "batch_sizes": [...], "pcts": null | [pruned pcts benched]},
      "shard": null | "i/n", "shard_configs": [labels run by this shard]}
 """
 
@@ -56,8 +56,15 @@ class Plan:
     model: str
     tasks: tuple[str, ...]
     configs: tuple[Planned, ...]
-    bench_cells: tuple[str, ...] = ()  # "<workload>_b<B>" every pruned configuration's bench must give
+    bench_cells: tuple[str, ...] = ()  # "<workload>_b<B>" every benched configuration must give
     source: str = ""  # the file(s) it was read from
+    bench_pcts: tuple[float, ...] | None = None  # the pruned widths benched; None: every one
+
+    def benches(self, pct: float) -> bool:
+        """Is the pruned configuration at `pct` planned to have a bench?"""
+        if not self.bench_cells:
+            return False
+        return self.bench_pcts is None or any(abs(pct - b) < 1e-9 for b in self.bench_pcts)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -131,11 +138,13 @@ def parse_plan(data: Any, where: str) -> Plan:
         cells = (
             tuple(f"{w}_b{int(b)}" for w in bench["workloads"] for b in bench["batch_sizes"]) if bench else ()
         )
+        pcts = bench.get("pcts") if bench else None
+        bench_pcts = None if pcts is None else tuple(float(x) for x in pcts)
     except (KeyError, TypeError, ValueError) as e:
         raise WidthwiseError(f"{where}: malformed plan ({e!r})") from None
     if tier not in TIERS:
         raise WidthwiseError(f"{where}: unknown tier {tier!r}")
-    return Plan(tier, suite, model, tasks, configs, cells, where)
+    return Plan(tier, suite, model, tasks, configs, cells, where, bench_pcts)
 
 
 def plan_files(paths: Iterable[Path]) -> list[Path]:
@@ -173,6 +182,12 @@ def merge(plans: Sequence[Plan]) -> list[Plan]:
                 f"plans for {ps[0].model} [{ps[0].tier}] name different suites "
                 f"({', '.join(sorted(suites))}): {', '.join(p.source for p in ps)}"
             )
+        limited = [p.bench_pcts for p in ps if p.bench_cells]
+        bench_pcts = (
+            None
+            if not limited or any(b is None for b in limited)
+            else tuple(sorted({x for b in limited for x in b if b is not None}))
+        )
         out.append(
             Plan(
                 ps[0].tier,
@@ -182,6 +197,7 @@ def merge(plans: Sequence[Plan]) -> list[Plan]:
                 tuple(dict.fromkeys(c for p in ps for c in p.configs)),
                 tuple(dict.fromkeys(c for p in ps for c in p.bench_cells)),
                 ", ".join(p.source for p in ps),
+                bench_pcts,
             )
         )
     return sorted(out, key=lambda p: p.key)

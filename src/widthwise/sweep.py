@@ -135,6 +135,7 @@ def plan_of(
     suite: str,
     bench: Any,
     shard_label: str | None,
+    bench_pcts: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """The plan file's content (widthwise.plan): the whole sweep, and which part of it this run is."""
     from widthwise.evaluation import get_suite
@@ -145,6 +146,7 @@ def plan_of(
         cells = {
             "workloads": [w.name for w in bench.load_workloads()],
             "batch_sizes": list(bench.batch_sizes),
+            **({"pcts": sorted(float(p) for p in bench_pcts)} if bench_pcts is not None else {}),
         }
     return plan_dict(
         tier=s.tier,
@@ -195,11 +197,13 @@ def run(
     request: dict[str, Any] | None = None,
     planned: Sequence[Config] | None = None,
     shard_label: str | None = None,
+    bench_pcts: Sequence[float] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Stage]:
     """Run every unfinished stage of `configs`; return the stages that ran.
 
-    `bench` is a widthwise.bench.BenchConfig, or None for no bench. Evaluations are independent and, with
+    `bench` is a widthwise.bench.BenchConfig, or None for no bench; `bench_pcts` the pruned widths that get
+    one (None: every one). Evaluations are independent and, with
     jobs > 1, run in that many processes (one torch thread each is the evaluation default, so two jobs
     fill a 2-core machine). eval_kw (device, backend, devices) goes to every evaluation. Benches always run
     one at a time, after every evaluation, because a bench timed beside other work measures the other work.
@@ -210,7 +214,9 @@ def run(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _manifest(out, {**(request or {}), "model": model, "suite": suite, "configs": [c.label for c in configs]})
-    write_plan(out / "results", plan_of(model, planned or configs, configs, suite, bench, shard_label))
+    write_plan(
+        out / "results", plan_of(model, planned or configs, configs, suite, bench, shard_label, bench_pcts)
+    )
     if jobs < 1:
         raise WidthwiseError(f"--jobs must be at least 1, got {jobs}")
     if jobs > 1 and (eval_fn or bench_fn):
@@ -219,7 +225,11 @@ def run(
     stages = [Stage(c, "eval", result_path(out, "eval", c)) for c in configs]
     # The bench compares base and pruned inside one run, so the base needs no bench stage of its own.
     if bench is not None:
-        stages += [Stage(c, "bench", result_path(out, "bench", c)) for c in configs if not c.is_base]
+        stages += [
+            Stage(c, "bench", result_path(out, "bench", c))
+            for c in configs
+            if not c.is_base and (bench_pcts is None or any(abs(c.pct - b) < 1e-9 for b in bench_pcts))
+        ]
     todo = [s for s in stages if not _done(s)]
     if len(todo) < len(stages):
         log(f"sweep: {len(stages) - len(todo)} of {len(stages)} stages already done in {out}, skipping them")

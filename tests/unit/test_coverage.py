@@ -9,7 +9,7 @@ import pytest
 from widthwise.claims import coverage, parse_thresholds
 from widthwise.claims.spec import MEASURED
 from widthwise.errors import WidthwiseError
-from widthwise.plan import Plan, Planned
+from widthwise.plan import Plan, Planned, merge
 from widthwise.points import group_results
 from widthwise.results import collect_results
 
@@ -28,7 +28,8 @@ CLAIM = {
     "tier, table, match",
     [
         ("paper", {"why": "x"}, "only measured tiers"),
-        ("gpu", {"why": "x", "bench": 1}, "bench must be true or false"),
+        ("gpu", {"why": "x", "bench": 1}, "bench must be true, false or a list"),
+        ("gpu", {"why": "x", "pcts": [10, 60], "bench": [40]}, r"bench names widths \[40.0\]"),
         ("gpu", {"why": "x", "pcts": [0]}, r"pcts must be in \(0, 100\)"),
         ("gpu", {"pcts": [10]}, "why"),
         ("gpu", {"why": "x", "shards": 2}, "unknown key"),
@@ -147,3 +148,26 @@ def test_a_required_models_own_widths_are_required_and_no_bench_unless_asked():
     assert [(v.model, v.config) for v in missing if v.model == "org/Other"] == [
         ("org/Other", "every configuration")
     ]
+
+
+def test_a_rule_that_benches_some_widths_asks_a_bench_there_only():
+    """[tiers.gpu] bench = [60]: the efficiency claims read the most-pruned width, so a bench is asked at
+    that width alone; a missing one there is a missing verdict, none is asked at the other widths."""
+    results = [r for r in _stored() if not r["pruning"] or r["pruning"]["pct"] in (20.0, 40.0)]
+    rules = _rules(pcts=[20, 40], bench=[40])
+    rows, missing = coverage.complete(group_results(results), [], rules, MEASURED)
+    assert [(v.config, v.metric) for v in missing] == [("pct 40 (1.60x)", "bench")]
+    assert not any(r.item == "bench" and r.config.startswith("pct 20") for r in rows)
+
+
+def test_a_plan_that_benches_some_widths_expects_their_cells_only():
+    base, p20, p40 = Planned(None, 0), Planned("ppm", 20), Planned("ppm", 40)
+    plan = Plan(
+        "cpu", "cpu", "smollm2-135m-instruct", ("piqa",), (base, p20, p40), ("mmlu_b1",), "p", (40.0,)
+    )
+    assert plan.benches(40) and not plan.benches(20)
+    rows, missing = coverage.complete(group_results(_stored()), [plan], {}, MEASURED)
+    assert [(v.config, v.metric) for v in missing] == [("pct 40 (1.60x)", "bench mmlu_b1")]
+    # Shards of one sweep merge: a shard that benches nothing leaves the widths of the one that does.
+    merged = merge([plan, Plan("cpu", "cpu", "smollm2-135m-instruct", ("piqa",), (base,), (), "q")])
+    assert merged[0].bench_pcts == (40.0,)

@@ -64,7 +64,8 @@ def test_the_paper_suites_use_no_chat_template():
     for name in ("paper", "paper-instruct"):
         suite = get_suite(name)
         assert suite.chat_template == "none", name
-        assert suite.tier == "gpu" and suite.batch_size == 1
+        # Log-likelihoods batched (docs/gpu.md), generation at the paper's batch 1.
+        assert suite.tier == "gpu" and suite.batch_size == 8 and suite.generate_batch_size == 1
         assert all(t.n is None and t.per_subject is None for t in suite.tasks)  # full splits
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from widthwise.claims.spec import TierRule
+from widthwise.claims.spec import TierRule, benched
 from widthwise.claims.verdict import Verdict
 from widthwise.names import config_label, model_key
 from widthwise.plan import Plan, Planned
@@ -172,9 +172,9 @@ def complete(
             tasks = set(plan.tasks) if plan is not None else (_tasks_of(point) or ran)
             items = [(t, _has_task(point, t)) for t in sorted(tasks)]
             if not c.is_base:
-                if plan is not None and plan.bench_cells:
+                if plan is not None and plan.benches(c.pct):
                     items += [(f"bench {cell}", _has_bench(point, cell)) for cell in plan.bench_cells]
-                elif asked is not None and asked[1]:
+                elif asked is not None and benched(asked[1], c.pct):
                     items.append(("bench", _has_bench(point, None)))
             if not items:
                 items = [("any Result", bool(point.metrics))]

@@ -182,8 +182,15 @@ class ModelRule:
 
     model: str
     pcts: tuple[float, ...] = ()
-    bench: bool = False
+    bench: bool | tuple[float, ...] = False
     why: str = ""
+
+
+def benched(bench: bool | tuple[float, ...], pct: float) -> bool:
+    """Does a rule's `bench` (true: every pruned width; a list: those widths) ask a bench at `pct`?"""
+    if isinstance(bench, bool):
+        return bench
+    return any(abs(pct - b) < 1e-9 for b in bench)
 
 
 @dataclass(frozen=True)
@@ -192,12 +199,13 @@ class TierRule:
 
     Each model of the tier (every model its Results name when `models` is empty) needs its base and PPM at
     every one of `pcts`, each with every task its plan or its own settings name, and a bench Result for
-    each pruned width when `bench` is set. A model in `requires` needs its own widths and bench instead."""
+    each pruned width `bench` names (true: every one). A model in `requires` needs its own widths and bench
+    instead."""
 
     tier: str
     models: tuple[str, ...] = ()
     pcts: tuple[float, ...] = ()
-    bench: bool = False
+    bench: bool | tuple[float, ...] = False
     why: str = ""
     requires: tuple[ModelRule, ...] = ()
 
@@ -205,7 +213,7 @@ class TierRule:
         """Every model a check of the tier must have Results or a plan for."""
         return (*self.models, *(r.model for r in self.requires))
 
-    def for_model(self, model: str) -> tuple[tuple[float, ...], bool, str] | None:
+    def for_model(self, model: str) -> tuple[tuple[float, ...], bool | tuple[float, ...], str] | None:
         """(pcts, bench, where in thresholds.toml) the rule asks of `model`, or None when it covers it not
         (a rule without models covers every model it does not name in `requires`)."""
         mk = model_key(model)
@@ -238,9 +246,15 @@ def _widths_and_bench(where: str, t: Mapping[str, Any], kw: dict[str, Any]) -> N
         if any(not 0 < p < 100 for p in kw["pcts"]):
             raise WidthwiseError(f"{where}: pcts must be in (0, 100); the base is always required")
     if "bench" in t:
-        if not isinstance(t["bench"], bool):
-            raise WidthwiseError(f"{where}: bench must be true or false")
-        kw["bench"] = t["bench"]
+        bench = t["bench"]
+        if isinstance(bench, list):
+            bench = tuple(number(where, "bench", x) for x in bench)
+            outside = [b for b in bench if not any(abs(b - p) < 1e-9 for p in kw.get("pcts", ()))]
+            if outside:
+                raise WidthwiseError(f"{where}: bench names widths {outside} that pcts does not require")
+        elif not isinstance(bench, bool):
+            raise WidthwiseError(f"{where}: bench must be true, false or a list of the pcts benched")
+        kw["bench"] = bench
     if not isinstance(t.get("why"), str) or not t["why"].strip():
         raise WidthwiseError(f"{where}: why (a non-empty string) says what the requirement rests on")
     kw["why"] = " ".join(t["why"].split())

@@ -42,6 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"bench options for each bench, as `widthwise bench` takes them (default on CPU suites: "
         f"{CPU_BENCH_ARGS!r}; none on the GPU tier's suites, paper and paper-instruct)",
     )
+    p.add_argument(
+        "--bench-pcts",
+        help="the pruned widths that get a bench (default: every one); the GPU job benches where the "
+        "efficiency claims read (thresholds.toml [tiers.gpu] bench)",
+    )
     p.add_argument("--controls", action="store_true", help="also run the random and ppm-reverse controls")
     p.add_argument("--control-pcts", help="pcts for the controls (default: the same as --pcts)")
     p.add_argument(
@@ -124,8 +129,12 @@ def run(args: argparse.Namespace) -> int:
     )
     bench_config = bench.parse_config(shlex.split(bench_words)) if args.bench else None
     configs = sweep.plan(pcts, args.method, args.controls, control_pcts)
+    bench_pcts = sweep.parse_pcts(args.bench_pcts) if args.bench_pcts else None
+    if bench_pcts is not None and not set(bench_pcts) <= {p for p in pcts if p > 0}:
+        raise WidthwiseError(f"--bench-pcts {args.bench_pcts}: every one must be a pruned width of --pcts")
     request = {
         "bench": args.bench,
+        "bench_pcts": bench_pcts,
         "method": args.method,
         "backend": args.backend,
         "devices": n_devices,
@@ -149,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         request=request,
         planned=configs,
         shard_label=f"{which[0]}/{which[1]}" if which is not None else None,
+        bench_pcts=bench_pcts,
     )
     if which is not None:
         print(f"sweep: shard {args.shard} done; merge shards with `widthwise check DIR1 DIR2 ...`")
