@@ -208,7 +208,10 @@ def claims_gpu(session: nox.Session) -> None:
         pcts = ",".join(f"{p:g}" for p in s["pcts"])
         folder = f"{out}/{s['model'].rstrip('/').rsplit('/', 1)[-1].lower()}"
         args = ["--suite", s["suite"], "--pcts", pcts, "--method", s.get("method", "ppm"), "--device", "cuda"]
-        args += ["--bench", "--no-check", "--out", folder]
+        bench = s.get("bench", True)  # true, false, or the widths benched (gpujob.toml)
+        args += ["--bench"] if bench is not False else ["--no-bench"]
+        args += ["--bench-pcts", ",".join(f"{p:g}" for p in bench)] if isinstance(bench, list) else []
+        args += ["--no-check", "--out", folder]
         session.run("widthwise", "sweep", s["model"], *args, *session.posargs, env=env)
     session.run("widthwise", "report", out, "--out", f"{out}/report", env=env)
     session.run("widthwise", "check", out, env=env)

@@ -44,8 +44,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_COMMAND = ("widthwise", "sweep", "--dry-run", "--json", "--gpu", "h100")
 # Short enough for 18 shards on 2 cores in minutes; repeats stay at the bench's floor of 5.
+# Batch sizes 1 and 8, as the claims read them (bench:b8/throughput_tok_s): a rehearsal with other cells
+# would leave those claims without evidence.
 BENCH_ARGS = (
-    "--workloads mmlu --prompts 2 --new-tokens 3 --batch-sizes 1,2 --repeats 5 --warmup 0 "
+    "--workloads mmlu --prompts 8 --new-tokens 3 --batch-sizes 1,8 --repeats 5 --warmup 0 "
     "--idle-s 0.2 --min-window-s 0"
 )
 INSTRUCT = "Instruct"
@@ -92,7 +94,12 @@ def check_matrix(matrix: Mapping) -> list[dict]:
 def expected_results(entry: Mapping, bench: bool = True) -> list[str]:
     """The Result files a finished shard leaves under its out folder (widthwise.sweep.result_path)."""
     out = [f"{entry['out']}/results/eval/{entry['config']}.json"]
-    if bench and entry["config"] != "base" and "--no-bench" not in shlex.split(entry["command"]):
+    # The plan says which shards are benched (gpujob.toml's bench widths; the base never is).
+    if (
+        bench
+        and entry.get("bench", entry["config"] != "base")
+        and "--no-bench" not in shlex.split(entry["command"])
+    ):
         out += [
             f"{entry['out']}/results/bench/{entry['config']}.json",
             f"{entry['out']}/results/bench/{entry['config']}.base.json",
@@ -106,6 +113,12 @@ def missing_results(workdir: Path, include: Sequence[Mapping]) -> list[str]:
 
 def instruct_present(workdir: Path, include: Sequence[Mapping]) -> bool:
     return any(INSTRUCT in e["model"] and (workdir / expected_results(e)[0]).is_file() for e in include)
+
+
+def missing_verdicts(claims: Mapping) -> list[str]:
+    """check's `missing` verdicts (--json): evidence a claim or the plan needs that no Result holds. On
+    tiny random models a claim may fail; none may lack its evidence, or the real job would too."""
+    return [v["message"] for v in claims.get("verdicts", []) if v.get("verdict") == "missing"]
 
 
 def check_verdict(rc: int) -> str:
@@ -301,6 +314,9 @@ def rehearse(workdir: Path, limit: int, jobs: int, log=print) -> str:
     if check.returncode not in (0, 1):
         log(check.stderr.strip()[-2000:])
     verdict = check_verdict(check.returncode)
+    absent = missing_verdicts(json.loads(check.stdout))
+    if absent:
+        raise RehearsalFailed(f"check found {len(absent)} missing verdict(s), e.g. {absent[0]}")
     return (
         f"rehearsal: {len(include)} shards, report and check in {time.perf_counter() - t0:.0f} s; {verdict}"
     )

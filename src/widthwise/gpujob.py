@@ -126,6 +126,8 @@ class Shard:
             "root": str(Path(self.out).parent),
             "artifact": self.artifact,
             "command": shlex.join(self.command),
+            # whether this shard's configuration is benched (--bench-pcts), so its Results can be counted
+            "bench": self.estimate.parts.get("bench", 0.0) > 0,
             "estimated_hours": round(self.estimate.hours, 2),
             "timeout_minutes": self.timeout_minutes,
             "sweep_timeout_minutes": self.sweep_timeout_minutes,

@@ -81,16 +81,17 @@ def test_the_plan_must_have_shards_and_the_instruct_model(matrix):
 def test_missing_results_and_the_instruct_model(tmp_path, matrix):
     include = rh.check_matrix(matrix)
     every = [p for e in include for p in rh.expected_results(e)]
-    # 18 evaluations, and a pruned Result and its interleaved base for each of the 12 benches (the
-    # Instruct model has none)
-    assert len(every) == 18 + 2 * 12
+    # 18 evaluations, and a pruned Result and its interleaved base for each of the 2 benches (the base
+    # models at 60%, where the efficiency claims read; the Instruct model has none)
+    assert len(every) == 18 + 2 * 2
+    assert sorted(e["slug"] for e in include if e["bench"]) == ["llama-3.2-1b", "llama-3.2-3b"]
     assert rh.missing_results(tmp_path, include) == every
     for p in every:
         (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / p).write_text("{}")
     assert rh.missing_results(tmp_path, include) == []
     assert rh.instruct_present(tmp_path, include)
-    lost = next(e for e in include if e["slug"] == "llama-3.2-3b" and e["config"] == "ppm-pct40")
+    lost = next(e for e in include if e["slug"] == "llama-3.2-3b" and e["config"] == "ppm-pct60")
     (tmp_path / rh.expected_results(lost)[1]).unlink()
     assert rh.missing_results(tmp_path, include) == [rh.expected_results(lost)[1]]
     for e in include:
@@ -125,3 +126,10 @@ def test_only_a_rehearsal_folder_is_replaced(tmp_path):
     with pytest.raises(rh.RehearsalFailed, match="not a rehearsal's folder"):
         rh.fresh_workdir(other, log=lambda s: None)
     assert (other / "keep.txt").is_file()
+
+
+def test_a_claim_without_its_evidence_fails_the_rehearsal():
+    ok = {"verdicts": [{"verdict": "fails", "message": "a"}, {"verdict": "holds", "message": "b"}]}
+    assert rh.missing_verdicts(ok) == []
+    lacking = {"verdicts": [*ok["verdicts"], {"verdict": "missing", "message": "no bench:b8"}]}
+    assert rh.missing_verdicts(lacking) == ["no bench:b8"]
