@@ -35,7 +35,7 @@ def _one_line_error(proc) -> str:
 
 def test_unknown_suite():
     proc, _ = widthwise("eval", MODEL, "--suite", "nightly")
-    assert "unknown suite 'nightly'; known: cpu, paper, smoke" in _one_line_error(proc)
+    assert "unknown suite 'nightly'; known: cpu, paper, paper-instruct, smoke" in _one_line_error(proc)
 
 
 def test_unknown_task():

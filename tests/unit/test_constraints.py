@@ -82,14 +82,16 @@ def test_pins_match_the_environment_of_every_stored_cpu_baseline():
             )
 
 
-def test_cpu_sessions_install_with_the_lock():
+def test_every_session_installs_with_a_lock():
     nox_file = (ROOT / "noxfile.py").read_text()
-    assert '"constraints" / "cpu.txt"' in nox_file
+    assert '"constraints" / "cpu.txt"' in nox_file and '"constraints" / "gpu.txt"' in nox_file
     installs = re.findall(r"session\.install\(([^)]*)\)", nox_file)
-    # Every CPU install of the project or a linter carries the lock; the GPU session brings its own torch.
+    # Every install of the project or a linter carries a lock: the CPU one, or on a GPU machine the GPU
+    # one (after torch's CUDA build for the driver, which the GPU lock leaves to the workflow).
     project_installs = [args for args in installs if '".[' in args or 'f".[' in args or "ruff" in args]
     assert project_installs
     for args in project_installs:
-        if '[test]"' in args and "CPU_CONSTRAINTS" not in args:
-            continue  # claims-gpu: the runner's CUDA torch, not the CPU pin
-        assert "CPU_CONSTRAINTS" in args, f"session.install({args}) installs without constraints/cpu.txt"
+        locks = [c for c in ("CPU_CONSTRAINTS", "GPU_CONSTRAINTS") if c in args]
+        assert len(locks) == 1, f"session.install({args}) installs without constraints/cpu.txt or gpu.txt"
+        if "gpu" in args:
+            assert locks == ["GPU_CONSTRAINTS"], f"session.install({args}): the gpu extra needs the GPU lock"

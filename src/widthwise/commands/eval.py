@@ -19,7 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "model", metavar="MODEL", help=f"{DEFAULT_MODEL!r}, a .gguf file, a model folder or a hub id"
     )
     p.add_argument(
-        "--suite", required=True, help="suite name from widthwise/evaluation/suites.toml: paper, cpu, smoke"
+        "--suite",
+        required=True,
+        help="suite name from widthwise/evaluation/suites.toml: paper, paper-instruct, cpu, smoke",
     )
     p.add_argument("--tasks", help="comma-separated subset of the suite's tasks")
     p.add_argument(
