@@ -30,7 +30,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +46,10 @@ CPU_GEMM_N = 1024
 BUSY_LOAD = 0.5
 
 
-def fake_requested() -> bool:
-    return os.environ.get(FAKE_ENV, "").strip() not in ("", "0")
+def fake_requested(env: Mapping[str, str] | None = None) -> bool:
+    """Is the fake CUDA boundary asked for (WIDTHWISE_FAKE_CUDA set, not 0)? The one rule that the
+    device, the NVML import (bench.energy) and doctor all follow."""
+    return (os.environ if env is None else env).get(FAKE_ENV, "").strip() not in ("", "0")
 
 
 # ---------------------------------------------------------------------------------------------------

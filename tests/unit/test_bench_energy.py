@@ -17,6 +17,7 @@ from widthwise.bench.config import DEFAULT_MIN_WINDOW_S, MIN_REPEATS
 from widthwise.bench.energy import NvmlMeter, Reading, open_meter
 from widthwise.bench.fake_nvml import FakePynvml
 from widthwise.bench.workloads import Workload
+from widthwise.device import FAKE_ENV
 from widthwise.errors import WidthwiseError
 from widthwise.models import Loaded, weights_sha256
 from widthwise.prune import PruneSpec, pruned_copy
@@ -108,7 +109,7 @@ def test_window_minimum_default_and_flags():
 def fake_cuda_nvml(monkeypatch):
     """WIDTHWISE_FAKE_CUDA=1, as the fake CUDA device sets it, with a counter quick enough for 0.3 s; one
     torch thread, so that no idle worker thread spins into an idle window (the fake counts our CPU time)."""
-    monkeypatch.setenv(energy.FAKE_CUDA_ENV, "1")
+    monkeypatch.setenv(FAKE_ENV, "1")
     monkeypatch.setenv("WIDTHWISE_FAKE_NVML_UPDATE_S", "0.01")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

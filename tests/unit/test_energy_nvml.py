@@ -19,6 +19,7 @@ from widthwise.bench.energy import (
     power_flag,
 )
 from widthwise.bench.fake_nvml import FakePynvml
+from widthwise.device import FAKE_ENV
 from widthwise.errors import WidthwiseError
 
 
@@ -209,10 +210,10 @@ def test_fake_power_follows_this_process_cpu_time(fake):
 
 
 def test_fake_cuda_environment_gives_the_fake_and_says_so(monkeypatch):
-    monkeypatch.delenv(energy.FAKE_CUDA_ENV, raising=False)
+    monkeypatch.delenv(FAKE_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "pynvml", None)  # no bindings here: import fails as without them
     assert "NVML bindings not installed" in NvmlMeter(0).unavailable
-    monkeypatch.setenv(energy.FAKE_CUDA_ENV, "1")
+    monkeypatch.setenv(FAKE_ENV, "1")
     monkeypatch.setenv("WIDTHWISE_FAKE_NVML_UPDATE_S", "0.05")
     nvml = energy.import_pynvml()
     assert isinstance(nvml, FakePynvml) and nvml.update_s == 0.05

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import statistics
 import threading
 import time
@@ -44,7 +43,6 @@ POWER_TOLERANCE = 0.05
 # load started or stopped); beyond this share of their mean the idle subtracted is uncertain, and flagged.
 IDLE_DRIFT_TOLERANCE = 0.10
 SAMPLE_INTERVAL_S = 0.02
-FAKE_CUDA_ENV = "WIDTHWISE_FAKE_CUDA"  # set to 1: the CUDA boundary, NVML included, is faked on a CPU
 
 
 class EnergySanityError(WidthwiseError):
@@ -193,7 +191,9 @@ class RaplMeter(Meter):
 # ---------------------------------------------------------------------------------------------------
 def import_pynvml() -> Any:
     """The NVML bindings (nvidia-ml-py), imported here only; FakePynvml under WIDTHWISE_FAKE_CUDA=1."""
-    if os.environ.get(FAKE_CUDA_ENV) == "1":
+    from widthwise.device import fake_requested  # here, not at the top: the parsers import this module
+
+    if fake_requested():
         from widthwise.bench.fake_nvml import FakePynvml
 
         return FakePynvml()

@@ -23,7 +23,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from widthwise.device import FAKE_ENV, own_pids
+from widthwise.device import FAKE_ENV, fake_requested, own_pids
 from widthwise.doctor.diagnose import (
     GIB,
     Facts,
@@ -64,11 +64,6 @@ class _Board:
     total: int | None
     procs: tuple[tuple[int, int | None], ...]
     handle: Any
-
-
-def fake_requested(env: Mapping[str, str] = os.environ) -> bool:
-    """widthwise.device.fake_requested, over a given environment (tests pass their own)."""
-    return env.get(FAKE_ENV, "").strip() not in ("", "0")
 
 
 def _text(x: Any) -> Any:
