@@ -448,7 +448,3 @@ def device_facts(device: str, meter: Any = None) -> dict[str, Any]:
 
 def cuda_uuid(device: str) -> str | None:
     return resolve(device).uuid() if device.startswith("cuda") else None
-
-
-def device_name(device: str) -> str:
-    return resolve(device).hardware_name()

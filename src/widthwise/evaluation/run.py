@@ -211,7 +211,7 @@ def evaluate(
         say(f"eval: resuming from {len(done)} checkpointed task(s) in {store.folder}: {names}")
     todo = [it for it in task_items if it.spec.name not in done]
     probe = dev.gemm_probe(torch.get_num_threads())
-    in_process = [it for it in todo if task_backend[it.spec.name] == "hf" and inputs.devices == 1]
+    in_process = [it for it in todo if not backends.needs_folder(task_backend[it.spec.name], inputs.devices)]
     if in_process:
         _run_in_process(model, dev, inputs, in_process, tm, store, verbose, say)
     elsewhere = [it for it in todo if it not in in_process]
