@@ -21,6 +21,7 @@ from typing import Any
 from widthwise import timemodel as tmod
 from widthwise.errors import WidthwiseError
 from widthwise.names import model_key
+from widthwise.widths import pct_in
 
 JOB_FILE = Path(__file__).with_name("gpujob.toml")
 # A shard's job outlives its sweep step by this much, so that the `if: always()` uploads of a sweep
@@ -43,7 +44,7 @@ class SweepSpec:
     def benches(self, pct: float) -> bool:
         if isinstance(self.bench, bool):
             return self.bench and pct > 0
-        return any(abs(pct - b) < 1e-9 for b in self.bench)
+        return pct_in(pct, self.bench)
 
 
 @dataclass(frozen=True)

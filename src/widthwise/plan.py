@@ -25,6 +25,7 @@ from typing import Any
 from widthwise.errors import WidthwiseError
 from widthwise.names import canonical_method, model_key
 from widthwise.results import PLAN_SUFFIX, TIERS, atomic_write_text
+from widthwise.widths import pct_in
 
 SCHEMA = "widthwise.plan/1"
 SUFFIX = PLAN_SUFFIX
@@ -64,7 +65,7 @@ class Plan:
         """Is the pruned configuration at `pct` planned to have a bench?"""
         if not self.bench_cells:
             return False
-        return self.bench_pcts is None or any(abs(pct - b) < 1e-9 for b in self.bench_pcts)
+        return self.bench_pcts is None or pct_in(pct, self.bench_pcts)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from widthwise.names import config_slug
 from widthwise.plan import plan_dict, write_plan
 from widthwise.prune import PruneSpec, canonical_method, width_from_pct
 from widthwise.results import atomic_write_text, read_result, write_result
+from widthwise.widths import pct_in
 
 CONTROLS = ("random", "ppm-reverse")
 CHECKPOINTS = "checkpoints"  # DIR/checkpoints/<cache key>/<task>.checkpoint.json, per unfinished evaluation
@@ -228,7 +229,7 @@ def run(
         stages += [
             Stage(c, "bench", result_path(out, "bench", c))
             for c in configs
-            if not c.is_base and (bench_pcts is None or any(abs(c.pct - b) < 1e-9 for b in bench_pcts))
+            if not c.is_base and (bench_pcts is None or pct_in(c.pct, bench_pcts))
         ]
     todo = [s for s in stages if not _done(s)]
     if len(todo) < len(stages):

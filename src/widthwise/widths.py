@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from fractions import Fraction
 
 from widthwise.errors import WidthwiseError
@@ -19,3 +20,9 @@ def width_from_pct(intermediate: int, pct: float) -> int:
     if not math.isfinite(p) or not 0 <= p < 100:
         raise WidthwiseError(f"--pct must be in [0, 100), got {pct}")
     return intermediate - min(math.floor(exact(pct) * intermediate / 100), intermediate - 1)
+
+
+def pct_in(pct: float, pcts: Iterable[float]) -> bool:
+    """Is `pct` one of `pcts`? Percentages come from TOML, JSON and the command line as floats, so they
+    are the same width when they agree to 1e-9."""
+    return any(abs(pct - p) < 1e-9 for p in pcts)

@@ -16,6 +16,7 @@ from widthwise.errors import WidthwiseError
 from widthwise.names import model_key
 from widthwise.points import Group, Point
 from widthwise.results import require_comparable
+from widthwise.widths import pct_in
 
 RATIO_MATCH = 0.01  # 7373/2048 = 3.6001 and 7373/3072 = 2.4001 both count as "2.4x" style ratios
 
@@ -34,7 +35,7 @@ def selected(claim: Any, group: Group) -> list[Point]:
         # reported missing rather than replaced by the narrowest one that happens to be present.
         return [min(pruned, key=lambda p: p.ratio if p.ratio == p.ratio else -math.inf)] if pruned else []
     if claim.pcts:
-        return [p for p in pruned if p.pct is not None and any(abs(p.pct - x) < 1e-9 for x in claim.pcts)]
+        return [p for p in pruned if p.pct is not None and pct_in(p.pct, claim.pcts)]
     return [p for p in pruned if any(abs(p.ratio - x) <= RATIO_MATCH for x in claim.ratios)]
 
 

@@ -20,6 +20,7 @@ from widthwise.claims.verdict import MEASURED_TIERS
 from widthwise.errors import WidthwiseError
 from widthwise.names import canonical_method, model_key
 from widthwise.results import TIERS
+from widthwise.widths import pct_in
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def benched(bench: bool | tuple[float, ...], pct: float) -> bool:
     """Does a rule's `bench` (true: every pruned width; a list: those widths) ask a bench at `pct`?"""
     if isinstance(bench, bool):
         return bench
-    return any(abs(pct - b) < 1e-9 for b in bench)
+    return pct_in(pct, bench)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def _widths_and_bench(where: str, t: Mapping[str, Any], kw: dict[str, Any]) -> N
         bench = t["bench"]
         if isinstance(bench, list):
             bench = tuple(number(where, "bench", x) for x in bench)
-            outside = [b for b in bench if not any(abs(b - p) < 1e-9 for p in kw.get("pcts", ()))]
+            outside = [b for b in bench if not pct_in(b, kw.get("pcts", ()))]
             if outside:
                 raise WidthwiseError(f"{where}: bench names widths {outside} that pcts does not require")
         elif not isinstance(bench, bool):
