@@ -114,11 +114,11 @@ def test_a_faithful_gpu_run_passes_and_shows_its_waivers_and_coverage(gpu, capsy
     _write_gpu_sweep(out, results)
     code, text = _check(capsys, out, "--thresholds", thresholds)
     assert code == 0, text
-    assert f"waived: mmlu-drops [gpu]: {FIXTURE_WAIVER}" in text
-    assert "planned versus present:" in text
-    assert re.search(
-        r"Llama-3.2-3B \[gpu\]\s+pct 10 \(2\.40x\)\s+19/19\s+—", text
-    )  # 13 tasks + 6 bench cells
+    # The console names each waiver (its reason is in report.md) and counts planned versus present.
+    waived = next(x for x in text.splitlines() if x.startswith("waived (a gap the claim accepts"))
+    assert "mmlu-drops [gpu]" in waived.split(": ", 1)[1].split(", ")
+    # 14 configurations of the 1B and 3B with 13 tasks and 6 bench cells each, 4 of the Instruct with 4 tasks.
+    assert "planned versus present: 282 of 282 expected tasks and bench cells, over 18 configurations" in text
 
 
 def _bench_keys(r: dict) -> list[str]:

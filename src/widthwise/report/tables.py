@@ -123,33 +123,160 @@ def chance_rows(chance: Sequence[Distance]) -> list[list[Any]]:
     ]
 
 
+CONSOLE_OBSERVED = (
+    100  # characters of a non-failing verdict's observed text on the console (report.md has all)
+)
+
+
+def _cap(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _folded_regression(vs: Sequence[Verdict], other: bool) -> list[Any]:
+    """One row for a configuration's regression verdicts that hold: how many tasks, documents changed."""
+    v = vs[0]
+    changed = int(sum(x.value or 0 for x in vs))
+    docs = sum(x.n or 0 for x in vs)
+    tasks = f"{len(vs)} {'other ' if other else ''}task{'s' if len(vs) != 1 else ''}"
+    return [
+        v.claim,
+        f"{short_name(v.model)} [{v.tier}]",
+        v.config,
+        f"{tasks}: {changed} of {docs} documents changed",
+        f"{v.bound} per task",
+        docs,
+        "—",
+        _MARK["holds"],
+    ]
+
+
+def gating_rows(verdicts: Sequence[Verdict]) -> list[list[Any]]:
+    """The console's rows of every verdict that can turn the build red (all but reported-only ones), in
+    order. The regression gate's verdicts that hold fold into one row per configuration (its tasks and the
+    documents changed); a regression verdict that fails or is missing keeps its own row. A non-failing
+    row's observed text is cut to CONSOLE_OBSERVED characters (a waiver's reason is in report.md)."""
+    rows: list[list[Any]] = []
+    regression: dict[tuple[str, str, str], list[Verdict]] = {}
+    for v in verdicts:
+        if v.verdict == "reported":
+            continue
+        if v.kind == "regression":
+            regression.setdefault((v.tier, v.model, v.config), []).append(v)
+            continue
+        (row,) = verdict_rows([v])
+        if not failing(v):
+            row[3] = _cap(str(row[3]), CONSOLE_OBSERVED)
+        rows.append(row)
+    for vs in regression.values():
+        held = [v for v in vs if v.verdict == "holds"]
+        for v in vs:
+            if v.verdict != "holds":
+                (row,) = verdict_rows([v])
+                row[3] = f"{v.metric.split('/')[0]}: {row[3]}"  # the table has no metric column
+                rows.append(row)
+        if held:
+            rows.append(_folded_regression(held, other=len(held) < len(vs)))
+    return rows
+
+
+def _reason_head(why: str) -> str:
+    """The first clause of a reported-only reason (its text may carry every width's numbers)."""
+    head = why.removeprefix("reported only: ").split(": ", 1)[0].split(". ", 1)[0]
+    return _cap(head, 60)
+
+
+def _worst(vs: Sequence[Verdict]) -> Verdict:
+    """The reported verdict to show for a claim: among those whose check failed (else all), the one whose
+    observed difference lies furthest on the wrong side of its bound (the bound text says which side the
+    claim needs: a UCB must stay low, an LCB high); the first when that cannot be told."""
+    bad = [v for v in vs if v.observed.startswith("fails")] or list(vs)
+
+    def badness(v: Verdict) -> float:
+        if v.value is None:
+            return float("-inf")
+        return v.value if "UCB" in v.bound else -v.value if "LCB" in v.bound else float("-inf")
+
+    return max(bad, key=badness)
+
+
+def reported_rows(chk: Check) -> list[list[Any]]:
+    """One row per reported-only claim: its verdicts that hold and fail, the worst one, and why the claim
+    only reports."""
+    by: dict[str, list[Verdict]] = {}
+    for v in chk.verdicts:
+        if v.verdict == "reported":
+            by.setdefault(v.claim, []).append(v)
+    why = {c: w for c, _t, w in chk.waivers if w.startswith("reported only")}
+    rows = []
+    for cid, vs in by.items():
+        held = sum(v.observed.startswith("holds") for v in vs)
+        w = _worst(vs)
+        seen = w.observed.split(": ", 1)[-1].split(" (", 1)[0]
+        tiers = sorted({v.tier for v in vs})
+        rows.append(
+            [
+                f"{cid} [{', '.join(tiers)}]",
+                f"{held} hold, {len(vs) - held} fail",
+                _cap(f"{w.config}: {seen} ({w.bound})", 80),
+                _reason_head(why.get(cid, "")),
+            ]
+        )
+    return rows
+
+
+REPORTED_HEADERS = ["reported only (never gating)", "verdicts", "worst", "why only reported"]
+
+
+def coverage_line(coverage: Sequence[Row]) -> str:
+    """Planned versus present in one line: each absent item is also a MISSING row of the gating table."""
+    configs = len({(r.tier, r.model, r.config) for r in coverage})
+    present = sum(r.present for r in coverage)
+    gap = "" if present == len(coverage) else " (each absent one is a MISSING row above)"
+    return (
+        f"planned versus present: {present} of {len(coverage)} expected tasks and bench cells, over "
+        f"{configs} configuration{'s' if configs != 1 else ''}{gap}"
+    )
+
+
+def exit_line(verdicts: Sequence[Verdict]) -> str:
+    bad = sum(failing(v) for v in verdicts)
+    if bad:
+        return (
+            f"exit 1: {bad} gating check{'s' if bad != 1 else ''} failed or lacked evidence "
+            "(the uppercase verdicts above, each said below)"
+        )
+    return "exit 0: no gating check failed or lacked evidence"
+
+
 def check_text(chk: Check) -> str:
-    """What `widthwise check` prints: the table, the counts, planned versus present, distance above chance,
-    the waivers, what did not apply, and every failure's message."""
-    verdicts, coverage, chance, waivers = chk.verdicts, chk.coverage, chk.chance, chk.waivers
-    lines = [verdict_table(verdicts), "", summary_line(verdicts)]
-    if coverage:
-        lines += [
-            "",
-            "planned versus present:",
-            tabulate(coverage_rows(coverage), COVERAGE_HEADERS, disable_numparse=True),
-        ]
-    if chance:
-        lines += [
-            "",
-            "distance above chance:",
-            tabulate(chance_rows(chance), CHANCE_HEADERS, disable_numparse=True),
-        ]
-    for cid, tier, why in waivers:
-        lines.append(
-            f"{cid} [{tier}]: {why}" if why.startswith("reported only") else f"waived: {cid} [{tier}]: {why}"
-        )
+    """What `widthwise check` prints, sized to a screen: the gating verdicts (the regression gate's that
+    hold folded per configuration), one line per reported-only claim, one line each for planned versus
+    present, the waivers, metrics at chance and the claims that did not apply, the counts and what the
+    exit code means, then every failing verdict's message. The details (every width of a reported-only
+    claim, the waivers' reasons, the names of what did not apply) are in report.md and `check --json`."""
+    verdicts = chk.verdicts
+    lines = [tabulate(gating_rows(verdicts), HEADERS, tablefmt="simple", disable_numparse=True)]
+    reported_only = reported_rows(chk)
+    if reported_only:
+        lines += ["", tabulate(reported_only, REPORTED_HEADERS, disable_numparse=True)]
+    lines.append("")
+    if chk.coverage:
+        lines.append(coverage_line(chk.coverage))
+    used = [f"{c} [{t}]" for c, t, w in chk.waivers if not w.startswith("reported only")]
+    if used:
+        lines.append(f"waived (a gap the claim accepts; reasons in report.md): {', '.join(used)}")
+    low = [
+        f"{d.metric} at {d.worst_at} [{d.tier}]" for d in chk.chance if d.worst is not None and d.worst <= 0
+    ]
+    if low:
+        lines.append(f"at or below chance when pruned: {', '.join(low)}")
     if chk.not_applicable:
-        names = ", ".join(chk.not_applicable)
+        n = len(chk.not_applicable)
         lines.append(
-            f"not applicable to these Results (no matching tier or model, nothing planned that they select, "
-            f"or, on the paper tier, no matching metric): {names}"
+            f"{n} claim{'s' if n != 1 else ''} not applicable to these Results (no matching tier or model, "
+            "or nothing planned that they select): see report.md or `widthwise check --json`"
         )
+    lines += [summary_line(verdicts), exit_line(verdicts)]
     lines += [v.message for v in verdicts if failing(v)]
     return "\n".join(lines)
 
