@@ -13,9 +13,17 @@ import pytest  # noqa: E402
 
 from widthwise.claims import evaluate, parse_thresholds  # noqa: E402
 from widthwise.points import group_results  # noqa: E402
-from widthwise.report import append_step_summary, metric_table, verdict_markdown, verdict_table, write_report  # noqa: E402
+from widthwise.report import (  # noqa: E402
+    append_step_summary,
+    metric_table,
+    own_tiers,
+    summary_line,
+    verdict_markdown,
+    verdict_table,
+    write_report,
+)
 from widthwise.report.plots import _series, draw_dichotomy, draw_metric, methods_of  # noqa: E402
-from widthwise.results import collect_results, new_provenance  # noqa: E402
+from widthwise.results import collect_results, new_provenance, read_result  # noqa: E402
 
 PAPER = Path(__file__).resolve().parents[2] / "baselines" / "paper"
 CLAIMS = {
@@ -167,3 +175,45 @@ def test_controls_get_their_own_line_not_a_point_on_ppms():
     assert len(random_x) == 3 and random_x[0] == ppm_x[0] and random_y[0] == ppm_y[0]
     assert set(random_x[1:]) <= set(ppm_x)
     assert [random_y[i] != ppm_y[ppm_x.index(x)] for i, x in enumerate(random_x)] == [False, True, True]
+
+
+def test_report_leads_with_the_runs_own_tier_and_keeps_the_papers_as_reference(tmp_path):
+    cpu_dir = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "cpu"
+    cpu = [read_result(cpu_dir / f"smollm2-135m-instruct_{c}_cpu.json") for c in ("base", "ppm-pct40")]
+    paper = [r for r in _three_b() if r["pruning"] is None or r["pruning"]["pct"] == 10]
+    for r in cpu + paper:
+        r["metrics"] = {k: v for k, v in r["metrics"].items() if k == "mmlu/acc"}
+    mine = {
+        "statement": "s",
+        "metric": "mmlu/acc",
+        "kind": "drop",
+        "models": ["smollm2-135m-instruct"],
+        "tiers": ["cpu"],
+        "configs": "all_pruned",
+    }
+    verdicts = evaluate(parse_thresholds({"claims": {**CLAIMS, "cpu-mmlu-drops": mine}}), paper + cpu)
+    assert {v.tier for v in verdicts} == {"cpu", "paper"}
+    write_report(paper + cpu, tmp_path, verdicts, not_applicable=["some-gpu-claim"])
+    md = (tmp_path / "report.md").read_text()
+    order = [
+        "### Claims: cpu (this run)",
+        "| cpu-mmlu-drops",
+        "Not applicable to these Results (1: ",
+        "## Results",
+        "### smollm2-135m-instruct [cpu]",
+        "## Plots",
+        "## The paper's tables (reference)",
+        "### Claims: paper",
+        "| mmlu-drops",
+        "### meta-llama/Llama-3.2-3B [paper]",
+    ]
+    at = [md.index(x) for x in order]
+    assert at == sorted(at), md
+    run = md[: md.index("## Plots")]
+    assert "[paper]" not in run and "mmlu-improves" not in run  # nothing of the paper's before its section
+    assert summary_line([v for v in verdicts if v.tier == "cpu"]) in run.splitlines()
+    # A report of the paper's Results alone is the paper's: no reference section after itself.
+    assert own_tiers(paper) == {"paper"} and own_tiers(paper + cpu) == {"cpu"}
+    write_report(paper, tmp_path / "paper", verdicts)
+    md = (tmp_path / "paper" / "report.md").read_text()
+    assert md.index("### Claims: paper") < md.index("## Results") and "(reference)" not in md

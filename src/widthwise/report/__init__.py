@@ -1,4 +1,4 @@
-"""The report stage: report.md (claims, one metric table per tier and model) and PNG plots.
+"""The report stage: report.md (the run's own claims and tables, then the paper's) and PNG plots.
 
 tables   verdict tables, the step summary, metric tables
 plots    each metric against expansion ratio, and the dichotomy plot per model
@@ -13,7 +13,7 @@ from typing import Any
 
 from widthwise.claims.chance import Distance
 from widthwise.claims.coverage import Row
-from widthwise.claims.engine import assess, waivers_used
+from widthwise.claims.engine import assess, unchecked, waivers_used
 from widthwise.claims.spec import Claim
 from widthwise.claims.verdict import Verdict
 from widthwise.errors import WidthwiseError
@@ -42,6 +42,7 @@ __all__ = [
     "check_text",
     "claims_section",
     "metric_table",
+    "own_tiers",
     "paper_baselines",
     "pass_rate_text",
     "pass_rates_section",
@@ -53,6 +54,54 @@ __all__ = [
 ]
 
 
+PAPER_TIER = "paper"
+
+
+def own_tiers(results: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The run's own tiers: every tier of `results` but the paper's (its tables are the reference drawn
+    beside a run), or the paper's when that is all there is (a report of baselines/paper itself)."""
+    tiers = {r["tier"] for r in results}
+    return (tiers - {PAPER_TIER}) or tiers
+
+
+def _claims_md(
+    title: str,
+    verdicts: Sequence[Verdict],
+    coverage: Sequence[Row],
+    waivers: Sequence[tuple[str, str, str]],
+    chance: Sequence[Distance],
+    tiers: set[str],
+) -> list[str]:
+    """The verdicts, planned versus present, waivers and distance above chance of `tiers` only."""
+    mine = [v for v in verdicts if v.tier in tiers]
+    if not mine:
+        return [f"### {title}", "", "No claim applies to these Results.", ""]
+    return [
+        verdict_markdown(mine, title),
+        gaps_markdown(
+            [r for r in coverage if r.tier in tiers],
+            [w for w in waivers if w[1] in tiers],
+            [d for d in chance if d.tier in tiers],
+        ),
+    ]
+
+
+def _tables_md(groups: Sequence[Any]) -> list[str]:
+    md: list[str] = []
+    for g in groups:
+        md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
+        away = departures(g)
+        if away:
+            md += ["Not as the paper ran it:", "", *away, ""]
+        if g.tier == PAPER_TIER and any(k.endswith("j_per_token") for p in g.points for k in p.metrics):
+            md += [
+                "J/token in the paper's tables are scaled by carbon intensity (its unit bug): "
+                "compare them only as ratios to the base model.",
+                "",
+            ]
+    return md
+
+
 def write_report(
     results: Iterable[Mapping[str, Any]],
     out: Path,
@@ -61,31 +110,39 @@ def write_report(
     waivers: Sequence[tuple[str, str, str]] = (),
     chance: Sequence[Distance] = (),
     pass_rates: str | None = None,
+    not_applicable: Sequence[str] = (),
 ) -> list[Path]:
-    """report.md with the verdicts (planned versus present, waivers) and one metric table per (tier,
-    model), plus PNGs under plots/."""
+    """report.md, plus PNGs under plots/. It leads with the run's own tiers (own_tiers): their verdicts
+    (planned versus present, waivers, chance), the claims that did not apply, and one metric table per
+    (tier, model); then the plots; then the paper's tier, its verdicts and its own tables, as the
+    reference the run is read against."""
+    results = list(results)
     out = Path(out)
     groups = group_results(results)
+    own = own_tiers(results)
+    reference = [g for g in groups if g.tier not in own]
     written: list[Path] = []
     md = ["# widthwise report", ""]
-    if verdicts:
-        md += [verdict_markdown(verdicts, "Claims"), ""]
-        md += [gaps_markdown(coverage, waivers, chance), ""]
-    if pass_rates:
-        md += ["**Expected pass rates**", "", "```", pass_rates, "```", ""]
-    md += ["## Results", ""]
-    for g in groups:
-        md += [f"### {g.model} [{g.tier}]", "", metric_table(g), ""]
-        away = departures(g)
-        if away:
-            md += ["Not as the paper ran it:", "", *away, ""]
-        if g.tier == "paper" and any(k.endswith("j_per_token") for p in g.points for k in p.metrics):
+    if verdicts is not None:
+        title = "Claims: " + ", ".join(sorted(own)) + (" (this run)" if reference else "")
+        md += _claims_md(title, verdicts, coverage, waivers, chance, own)
+        if not_applicable:
             md += [
-                "J/token in the paper's tables are scaled by carbon intensity (its unit bug): "
-                "compare them only as ratios to the base model.",
+                f"Not applicable to these Results ({len(not_applicable)}: no matching tier or model, nothing "
+                f"planned that they select, or, on the paper tier, no matching metric): "
+                + ", ".join(not_applicable),
                 "",
             ]
-    md += ["## Plots", "", "Paper dashed, measured solid; efficiency relative to each model's base.", ""]
+    if pass_rates:
+        md += ["**Expected pass rates**", "", "```", pass_rates, "```", ""]
+    md += ["## Results", "", *_tables_md([g for g in groups if g.tier in own])]
+    md += [
+        "## Plots",
+        "",
+        "Paper dashed, measured solid; efficiency relative to each model's base. Bars: 95% intervals "
+        "(a measured point with per-document records: the paired interval of its change from the base).",
+        "",
+    ]
     for g in groups:
         p = plot_dichotomy(g, out / "plots" / f"dichotomy_{g.tier}_{slug(short_name(g.model))}.png")
         if p:
@@ -96,6 +153,21 @@ def write_report(
         if p:
             written.append(p)
             md.append(f"![{metric}](plots/{p.name})")
+    if reference:
+        tiers = {g.tier for g in reference}
+        md += [
+            "",
+            "## The paper's tables (reference)",
+            "",
+            "What the paper itself reports, checked against the same claims: the run above is read "
+            "against these.",
+            "",
+        ]
+        if verdicts is not None:
+            md += _claims_md(
+                "Claims: " + ", ".join(sorted(tiers)), verdicts, coverage, waivers, chance, tiers
+            )
+        md += _tables_md(reference)
     report = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(md) + "\n", encoding="utf-8")
@@ -143,8 +215,10 @@ def report(
         except WidthwiseError as e:
             error = str(e)
     used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
+    idle = unchecked(claims, verdicts) if (claims is not None and verdicts is not None) else []
     rates = pass_rates_section(claims, results) if (pass_rates and claims is not None) else None
-    return Report(write_report(results, out, verdicts, rows, used, near, rates), verdicts, error)
+    paths = write_report(results, out, verdicts, rows, used, near, rates, idle)
+    return Report(paths, verdicts, error)
 
 
 def pass_rates_section(claims: Sequence[Claim], results: Sequence[Mapping[str, Any]]) -> str | None:
