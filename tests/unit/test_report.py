@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from widthwise.claims import evaluate, parse_thresholds  # noqa: E402
@@ -217,3 +218,60 @@ def test_report_leads_with_the_runs_own_tier_and_keeps_the_papers_as_reference(t
     write_report(paper, tmp_path / "paper", verdicts)
     md = (tmp_path / "paper" / "report.md").read_text()
     assert md.index("### Claims: paper") < md.index("## Results") and "(reference)" not in md
+
+
+def _cpu_group():
+    cpu = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "cpu"
+    (group,) = group_results(collect_results([cpu]))
+    return group
+
+
+def _paired_half(group, metric, point):
+    """The 95% half-width of the paired mean difference pruned - base, from the records themselves."""
+    task = metric.split("/")[0]
+    base = {r["doc_id"]: r["score"] for r in group.base.metrics[metric][1]["samples"][task]}
+    diffs = np.array([r["score"] - base[r["doc_id"]] for r in point.metrics[metric][1]["samples"][task]])
+    return 1.959964 * diffs.std(ddof=1) / np.sqrt(diffs.size)
+
+
+def test_plots_carry_95_percent_intervals_paired_where_records_allow():
+    group = _cpu_group()
+    metric = "mmlu/acc"
+    curves, ax = _draw(draw_metric, [group], metric)
+    ppm = next(c for c in curves if "control" not in c.label)
+    ppm_points = [group.base] + [p for p in group.points if p.method == "ppm"]
+    assert len(ppm.lower) == len(ppm.upper) == len(ppm.xs) == len(ppm_points)
+    # The base: its own interval. Each pruned width: the paired interval of its change from the base.
+    base = group.base.metrics[metric][0]
+    assert ppm.upper[0] - ppm.ys[0] == pytest.approx(1.959964 * base["stderr"], rel=1e-5)
+    for i, point in enumerate(ppm_points[1:], 1):
+        half = _paired_half(group, metric, point)
+        assert ppm.ys[i] - ppm.lower[i] == pytest.approx(half, rel=1e-5)
+        assert ppm.upper[i] - ppm.ys[i] == pytest.approx(half, rel=1e-5)
+    # What matplotlib drew: the error bar of each point spans the same interval.
+    bars = ax.containers[0].lines[2][0].get_segments()
+    assert np.array([(s[0][1], s[1][1]) for s in bars]) == pytest.approx(np.array([ppm.lower, ppm.upper]).T)
+    assert "95% interval" in ax.get_title()
+    # MMLU at 114 documents: the +21% at 20% pruning is no gain, its interval reaches well below zero.
+    curves, ax = _draw(draw_dichotomy, group)
+    mmlu = next(c for c in curves if c.label == metric)
+    i = mmlu.xs.index(next(p.ratio for p in ppm_points if p.pct == 20))
+    assert mmlu.ys[i] == pytest.approx(20.8, abs=0.1) and mmlu.lower[i] < 0 < mmlu.ys[i]
+    assert mmlu.upper[i] - mmlu.ys[i] == pytest.approx(
+        100 * _paired_half(group, metric, ppm_points[i]) / base["value"], rel=1e-5
+    )
+    assert mmlu.lower[0] is None  # the base is the reference: 0 by definition
+    assert len(ax.collections) >= len(curves) and "95% interval" in ax.get_title()
+
+
+def test_unpaired_intervals_join_both_sides_errors():
+    (g,) = group_results([r for r in _three_b() if r["pruning"] is None or r["pruning"]["pct"] == 10])
+    metric = "mmlu/acc"
+    (curve,), _ = _draw(draw_metric, [g], metric)
+    (b, _), (p, _) = g.points[0].metrics[metric], g.points[1].metrics[metric]
+
+    def se(e):  # the paper gives n, no stderr: the binomial standard error
+        return np.sqrt(e["value"] * (1 - e["value"]) / e["n"])
+
+    assert curve.upper[0] - curve.ys[0] == pytest.approx(1.959964 * se(b), rel=1e-5)
+    assert curve.upper[1] - curve.ys[1] == pytest.approx(1.959964 * np.hypot(se(p), se(b)), rel=1e-5)

@@ -4,16 +4,22 @@ Expansion ratio is on x, decreasing to the right (more pruning). Efficiency metr
 to each model's base: the paper's absolute J/token are not joules (its unit bug), and its L4 timings do
 not transfer. Each `draw_*` draws onto an Axes and returns what it drew, so a test can read the curves'
 data; each `plot_*` saves one PNG.
+
+Each point carries a 95% interval where its standard error is known (_interval says which one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from widthwise.claims.evidence import paired_records, samples, scored_by, standard_error
 from widthwise.claims.metrics import EVAL, metric_info
+from widthwise.errors import WidthwiseError
 from widthwise.names import model_key, short_name, slug
 from widthwise.points import Group
 
@@ -31,13 +37,85 @@ ROBUST = ("ifeval/prompt_level_strict_acc", "truthfulqa_mc2/acc", "leaderboard_m
 DICHOTOMY = (*KNOWLEDGE, *ROBUST)
 
 
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
+INTERVAL = "95% interval"
+
+
 @dataclass(frozen=True)
 class Curve:
-    """One line drawn: its legend label and its points (y as plotted, relative where the axis is)."""
+    """One line drawn: its legend label, its points (y as plotted, relative where the axis is) and each
+    point's 95% interval as plotted (None where no standard error is known)."""
 
     label: str
     xs: tuple[float, ...]
     ys: tuple[float, ...]
+    lower: tuple[float | None, ...] = ()
+    upper: tuple[float | None, ...] = ()
+
+
+def _curve(label: str, xs: Sequence[float], ys: Sequence[float], half: Sequence[float | None]) -> Curve:
+    return Curve(
+        label,
+        tuple(xs),
+        tuple(ys),
+        tuple(None if h is None else y - h for y, h in zip(ys, half, strict=True)),
+        tuple(None if h is None else y + h for y, h in zip(ys, half, strict=True)),
+    )
+
+
+def paired_se(metric: str, base: Mapping[str, Any], pruned: Mapping[str, Any]) -> float | None:
+    """Standard error of the mean per-document difference pruned - base of `metric`, when both Results
+    carry records of its task scored by it and the metric is their mean (a proportion or a score); None
+    otherwise (a perplexity, a bench figure, the paper's tables)."""
+    info = metric_info(metric)
+    if info is None or info.type not in ("proportion", "score") or not scored_by(metric, base, pruned):
+        return None
+    task = metric.split("/", 1)[0]
+    a, b = samples(base, task), samples(pruned, task)
+    if not (a and b):
+        return None
+    try:
+        pairs = paired_records(a, b, f"plot of {metric}")
+    except WidthwiseError:
+        return None  # not the same documents: each point keeps its own interval (`check` refuses the pair)
+    if len(pairs) < 2 or not all("score" in x and "score" in y for x, y in pairs):
+        return None
+    diffs = [float(y["score"]) - float(x["score"]) for x, y in pairs]
+    return statistics.stdev(diffs) / math.sqrt(len(diffs))
+
+
+def _interval(
+    metric: str,
+    entry: Mapping[str, Any],
+    ref: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+    res: Any,
+    relative: bool,
+) -> float | None:
+    """Half the width of a point's 95% interval, in the units of the unscaled value (None: unknown).
+
+    With `ref` (the base's entry and Result; None at the base itself, or when there is no base), the
+    interval is that of the change from the base, drawn at the point's value, so a bar that reaches the
+    base's value is a change that 95% confidence does not tell from zero:
+    - where both carry per-document records of the metric, the paired interval of pruned - base
+      (Z95 * the standard error of the mean per-document difference): it holds the base's noise too;
+    - else each side's own standard error, taken as independent: sqrt(se^2 + se_base^2) for a difference,
+      sqrt(se^2 + (value / base)^2 se_base^2) for a ratio (the delta method). A bench ratio's two sides
+      ran interleaved and share drift, so that errs wide.
+    Without `ref`, the point's own Z95 * stderr (a proportion with n and no stderr: its binomial one).
+    A relative plot divides by the base's value as if it were exact (a second-order error).
+    """
+    se = standard_error(metric, entry)
+    if ref is None:
+        return None if se is None else Z95 * se
+    base_entry, base_res = ref
+    paired = paired_se(metric, base_res, res) if base_res is not None and res is not None else None
+    if paired is not None:
+        return Z95 * paired
+    base_se = standard_error(metric, base_entry)
+    if se is None or base_se is None or not base_entry.get("value"):
+        return None if se is None else Z95 * se
+    weight = float(entry["value"]) / float(base_entry["value"]) if relative else 1.0
+    return Z95 * math.sqrt(se**2 + (weight * base_se) ** 2)
 
 
 def plot_name(metric: str) -> str:
@@ -53,10 +131,13 @@ def methods_of(group: Group) -> list[str]:
 def _series(
     group: Group, metric: str, relative: bool, method: str | None = None
 ) -> tuple[list[float], list[float], list[float | None]]:
-    """x, y, yerr of one metric for the base and one method's points (all points when method is None);
-    relative to the base model as measured beside each point when it was."""
-    xs, ys, es = [], [], []
-    base = group.base.metrics.get(metric, (None,))[0] if group.base else None
+    """x, y and the 95% interval's half-width (_interval, None where unknown) of one metric for the base
+    and one method's points (all points when method is None); y and the half-width relative to the base
+    model as measured beside each point when it was."""
+    xs: list[float] = []
+    ys: list[float] = []
+    es: list[float | None] = []
+    base = group.base.metrics.get(metric) if group.base else None
     refs = [p.refs[metric][1] for p in group.points if metric in p.refs]
     if relative and not base and refs:
         # Only interleaved bases: the base sits at 1 by definition, at its own expansion ratio.
@@ -64,16 +145,20 @@ def _series(
     for p in group.points:
         if method is not None and not p.is_base and p.method != method:
             continue
-        e = p.metrics.get(metric, (None,))[0]
+        e, res = p.metrics.get(metric, (None, None))
         if not e or e.get("value") is None:
             continue
-        ref = (p.refs.get(metric) or (base,))[0] if relative else None
-        if relative and (not ref or not ref.get("value")):
+        ref = p.refs.get(metric) or base
+        if relative and (not ref or not ref[0].get("value")):
             continue
-        scale = 1.0 / float(ref["value"]) if relative else 1.0
+        scale = 1.0 / float(ref[0]["value"]) if relative else 1.0
+        # The base itself, drawn relative, sits at exactly 1: its own noise is in its partners' intervals.
+        half = _interval(metric, e, None if p.is_base else ref, res, relative)
+        if relative and p.is_base:
+            half = None
         xs.append(p.ratio)
         ys.append(float(e["value"]) * scale)
-        es.append(float(e["stderr"]) * scale if e.get("stderr") is not None else None)
+        es.append(None if half is None else half * abs(scale))
     return xs, ys, es
 
 
@@ -110,7 +195,7 @@ def draw_metric(ax: Any, groups: Sequence[Group], metric: str, colours: Sequence
                 style = {"ls": ":", "marker": _CONTROL_MARKERS[(i - 1) % len(_CONTROL_MARKERS)], "alpha": 0.8}
             yerr = [e or 0.0 for e in es] if any(e is not None for e in es) else None
             ax.errorbar(xs, ys, yerr=yerr, color=c, ms=4, lw=1.4, capsize=2, label=label, **style)
-            curves.append(Curve(label, tuple(xs), tuple(ys)))
+            curves.append(_curve(label, xs, ys, es))
     if not curves:
         return curves
     info = metric_info(metric)
@@ -121,8 +206,16 @@ def draw_metric(ax: Any, groups: Sequence[Group], metric: str, colours: Sequence
         ax.set_yscale("log")
     if relative:
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    bars = any(lo is not None for c in curves for lo in c.lower)
     ax.set_title(
-        metric + (" (paper: only ratios are valid)" if info and info.type == "energy" else ""), fontsize=10
+        metric
+        + (" (paper: only ratios are valid)" if info and info.type == "energy" else "")
+        + (
+            f"\nbars: {INTERVAL} (paired change from the base where per-document records exist)"
+            if bars
+            else ""
+        ),
+        fontsize=9,
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -136,23 +229,43 @@ def draw_dichotomy(ax: Any, group: Group, colours: Sequence[str]) -> list[Curve]
     curves = []
     methods = methods_of(group)
     for i, metric in enumerate(DICHOTOMY):
-        xs, ys, _ = _series(group, metric, relative=True, method=methods[0] if methods else None)
+        xs, ys, es = _series(group, metric, relative=True, method=methods[0] if methods else None)
         if len(xs) < 2:
             continue
         change = [100 * (y - 1) for y in ys]
+        half = [None if e is None else 100 * e for e in es]
         label = metric.split(",")[0]
         ls = "-" if metric in KNOWLEDGE else "--"
-        ax.plot(xs, change, marker="o", ms=4, color=colours[i % len(colours)], ls=ls, label=label)
-        curves.append(Curve(label, tuple(xs), tuple(change)))
+        colour = colours[i % len(colours)]
+        ax.plot(xs, change, marker="o", ms=4, color=colour, ls=ls, label=label)
+        curve = _curve(label, xs, change, half)
+        known = [j for j, lo in enumerate(curve.lower) if lo is not None]
+        if known:
+            ax.fill_between(
+                [xs[j] for j in known],
+                [curve.lower[j] for j in known],
+                [curve.upper[j] for j in known],
+                color=colour,
+                alpha=0.12,
+                lw=0,
+            )
+        curves.append(curve)
     if len(curves) < 2:
         return curves
+    # The axis fits the points: a band wider than that (GSM8K's 16 documents) runs off it, which is what
+    # it says, rather than squeezing every curve flat.
+    ys = [y for c in curves for y in c.ys]
+    pad = max(10.0, 0.25 * (max(ys) - min(ys)))
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
     ax.axhline(0, color="grey", lw=0.8)
     ax.invert_xaxis()
     ax.set_xlabel(XLABEL)
     ax.set_ylabel("change from base model (%)")
+    bands = any(lo is not None for c in curves for lo in c.lower)
     ax.set_title(
         f"{short_name(group.model)} [{group.tier}]\n"
-        "solid: knowledge and commonsense; dashed: IFEval, TruthfulQA, MuSR",
+        "solid: knowledge and commonsense; dashed: IFEval, TruthfulQA, MuSR"
+        + (f"\nbands: {INTERVAL} of the change (paired where per-document records exist)" if bands else ""),
         fontsize=9,
     )
     ax.grid(alpha=0.3)
