@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from widthwise import claims
-from widthwise.claims import regression
 from widthwise.plan import parse_plan, plan_dict
 from widthwise.report import check_text
 from widthwise.results import read_result
@@ -46,10 +45,8 @@ def _plan(results):
 def _check(fresh, stored):
     claim_list = claims.load_thresholds(claims.default_thresholds())
     plans = [_plan(fresh)]
-    chk = claims.check(fresh, claim_list, plans=plans)
-    # The regression gate as `check --regression` adds it (claims.check with stored= does the same).
-    chk.verdicts.extend(regression.check(fresh, stored))
-    return chk
+    # stored=: the regression gate, as `check --regression` adds it (claims.regression.check).
+    return claims.check(fresh, claim_list, plans=plans, stored=stored)
 
 
 def test_the_default_sweep_fits_a_screen(stored):

@@ -186,9 +186,9 @@ def _reason_head(why: str) -> str:
 
 
 def _worst(vs: Sequence[Verdict]) -> Verdict:
-    """The reported verdict to show for a claim: among those whose check failed (else all), the one whose
-    observed difference lies furthest on the wrong side of its bound (the bound text says which side the
-    claim needs: a UCB must stay low, an LCB high); the first when that cannot be told."""
+    """The reported verdict to show for a claim: among those whose check failed (else all), the least
+    favourable observed difference, by the side its bound says the claim needs (a UCB must stay low, an
+    LCB high); the first when the bound says neither (a trend, a correlation)."""
     bad = [v for v in vs if v.observed.startswith("fails")] or list(vs)
 
     def badness(v: Verdict) -> float:
