@@ -71,3 +71,33 @@ def test_a_row_ends_at_its_first_end_of_sequence_token():
         "tokens": [5, 7],
         "margins": [0.0001235, 12350.0],
     }
+
+
+def test_a_gsm8k_record_keeps_the_evidence_and_each_filters_answer():
+    from widthwise.evaluation.hflm import _generated
+    from widthwise.evaluation.scoring import sample_records
+    from widthwise.evaluation.suites import get_suite
+
+    spec = next(t for t in get_suite("cpu").tasks if t.name == "gsm8k")
+    text = _generated("5 * 16 = 80\n#### 80", {"tokens": [20, 21], "margins": [3.5, 0.01]})
+    logged = [
+        {
+            "doc_id": 5,
+            "doc": {"question": "q", "answer": "#### 80"},
+            "prompt_hash": "p",
+            "target_hash": "t",
+            "filter": filt,
+            "metrics": ["exact_match"],
+            "exact_match": 1.0,
+            "resps": [[text]],
+            "filtered_resps": [answer],
+        }
+        for filt, answer in (("strict-match", "80"), ("flexible-extract", "80"))
+    ]
+    (rec,) = sample_records(spec, "gsm8k", logged)
+    assert rec["response"] == str(text) and type(rec["response"]) is str
+    assert rec["generation"] == {"tokens": [20, 21], "margins": [3.5, 0.01]}
+    assert rec["answers"] == {"strict-match": "80", "flexible-extract": "80"}
+    assert rec["metrics"] == {"exact_match,strict-match": 1.0, "exact_match,flexible-extract": 1.0}
+    plain = [dict(s, resps=[[str(text)]]) for s in logged]  # another backend (vLLM): no evidence
+    assert "generation" not in sample_records(spec, "gsm8k", plain)[0]

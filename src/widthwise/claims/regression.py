@@ -357,8 +357,11 @@ def only_tasks(result: Mapping[str, Any], tasks: Iterable[str]) -> dict[str, Any
     out = copy.deepcopy(dict(result))
     out["samples"] = {t: r for t, r in (out.get("samples") or {}).items() if t in keep}
     out["headline"] = {t: h for t, h in (out.get("headline") or {}).items() if t in keep}
-    if isinstance(out.get("settings", {}).get("tasks"), dict):
-        out["settings"]["tasks"] = {t: s for t, s in out["settings"]["tasks"].items() if t in keep}
+    settings = out.get("settings") or {}
+    if isinstance(settings.get("tasks"), dict):
+        settings["tasks"] = {t: s for t, s in settings["tasks"].items() if t in keep}
+    if settings.get("substitutes"):
+        settings["substitutes"] = {}  # what stands in for the suite's missing tasks: a subset is no suite
     return out
 
 
