@@ -194,3 +194,17 @@ def test_a_malformed_tolerance_file_is_one_clear_error(tmp_path):
     with pytest.raises(WidthwiseError, match="finite and non-negative"):
         load_tolerance(bad)
     assert load_tolerance() == TOLERANCE
+
+
+def test_mc2_is_a_score_held_to_the_tolerance_not_a_flag():
+    stored = read_result(STORED_CPU / "smollm2-135m-instruct_ppm-pct20_cpu.json")
+    fresh = copy.deepcopy(stored)
+    rec = fresh["samples"]["truthfulqa_mc2"][0]
+    rec["metrics"]["acc"] += 1e-7  # float noise in mc2: neither a change nor a near tie
+    rec["score"] = rec["metrics"]["acc"]
+    (v,) = [v for v in compare(fresh, stored) if v.metric.startswith("truthfulqa_mc2/")]
+    assert v.verdict == "holds" and "near tie" not in v.observed
+    rec["metrics"]["acc"] += 0.01
+    rec["score"] = rec["metrics"]["acc"]
+    (v,) = [v for v in compare(fresh, stored) if v.metric.startswith("truthfulqa_mc2/")]
+    assert v.verdict == "fails"

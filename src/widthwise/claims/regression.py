@@ -10,9 +10,9 @@ compared on the rest, and the verdict says which fields the stored ones lack):
 
   log-likelihoods  every choice's (LAMBADA's one, its score) within `abs + rel * |ll|` nats, the
                    tolerance regression.toml derives from the spread measured across CPU kernel levels;
-                   numbers derived from them (margin, gold_logprob, mc2, score) within twice the largest
-                   choice's tolerance. An argmax flag (acc, acc_norm) may differ only when every choice
-                   agrees: a near tie that fell the other way, reported as excused.
+                   numbers derived from them (margin, gold_logprob, mc2, score) by no more than twice
+                   the largest change of a choice. An argmax flag (acc, acc_norm) may differ only when
+                   every choice agrees: a near tie that fell the other way, reported as excused.
   generated text   the response, its generated token ids, per-instruction verdicts, prompt-level flags,
                    degenerate flags and extracted answers, exactly. A response that differs is excused
                    (and reported) only with stored evidence of a near tie on both sides: the token ids
@@ -167,12 +167,15 @@ def _compare_lls(a: Mapping[str, Any], b: Mapping[str, Any], tol: Tolerance) -> 
         return DocComparison("same" if same else "changed", units, lacking)
     if ca.get("gold") != cb.get("gold") or ca.get("chars") != cb.get("chars"):
         return DocComparison("changed", units, lacking)
-    # Numbers derived from the choices (margin, gold_logprob, mc2, acc_norm's per-character scores)
-    # move by at most the difference of two of them.
-    derived_tol = 2 * tol.ll(max(map(abs, la), default=0.0))
-    flags = {k for k in x if k.startswith("metrics.") and k[8:].split(",")[0] in FLAGS}
-    flags |= {"score"} if "correct" in a else set()  # a binary headline's score is its flag
-    if not all(_close(x[k], y[k], derived_tol) for k in x if k not in flags):
+    # Numbers derived from the choices (margin, gold_logprob, mc2, acc_norm's per-character scores) move
+    # by at most twice the largest change of a choice (a margin is a difference of two; mc2 moves less),
+    # up to float rounding: a change in how they are derived cannot hide in the choices' tolerance.
+    moved = 2 * max((abs(v - u) for u, v in zip(la, lb, strict=True)), default=0.0)
+    # A task with a binary headline (a `correct` flag) scores argmax flags; TruthfulQA MC2's "acc" is
+    # its continuous mc2 and no flag.
+    flags = {k for k in x if k.startswith("metrics.") and k[8:].split(",")[0] in FLAGS} | {"score"}
+    flags = flags if "correct" in a else set()
+    if not all(_close(x[k], y[k], moved + 1e-6 * (1 + abs(x[k]))) for k in x if k not in flags):
         return DocComparison("changed", units, lacking)
     flipped = any(x[k] != y[k] for k in flags if k in x) or a.get("correct") != b.get("correct")
     # Every log-likelihood agrees, so a flipped flag is an argmax that fell the other way on a near tie.
@@ -185,8 +188,9 @@ def _compare_text(a: Mapping[str, Any], b: Mapping[str, Any], tol: Tolerance) ->
     ga, gb = a.get("generation"), b.get("generation")
     tokens_differ = isinstance(ga, dict) and isinstance(gb, dict) and ga.get("tokens") != gb.get("tokens")
     if a["response"] == b["response"] and not tokens_differ:
+        x, y = numbers(a), numbers(b)
         same = all(a[k] == b[k] for k in GENERATED if k in a and k in b)
-        same = same and numbers(a) == numbers(b)
+        same = same and not set(x) - set(y) and all(x[k] == y[k] for k in x)
         return DocComparison("same" if same else "changed", [], lacking)
     i = first_divergence(a, b)
     if i is not None and max(ga["margins"][i], gb["margins"][i]) < tol.near_tie:
