@@ -21,7 +21,7 @@ from widthwise.results import read_result
 pytestmark = pytest.mark.slow
 
 BASELINES = Path(__file__).resolve().parents[2] / "baselines" / "measured"
-LL_TASKS = ["winogrande"]
+LL_TASKS = ["lambada_openai"]
 TEXT_TASKS = ["gsm8k", "ifeval"]
 
 
