@@ -2,22 +2,40 @@
 
 Claims in thresholds.toml ask whether the paper's findings hold; this gate asks a narrower question a
 maintainer of pruning code needs answered on every change: does the pruner still produce the model it
-produced when the baseline was stored? On CPU, greedy decoding and log-likelihood scoring with the same
-thread count reproduce exactly, so the default tolerance is zero changed documents. A changed kept-neuron
-set shows up here even when the aggregate accuracy happens to land on the same value.
+produced when the baseline was stored? A changed kept-neuron set shows up here even when the aggregate
+accuracy happens to land on the same value.
 
-Scores (log-likelihoods, per-document metrics, MC2 values, and every choice's log-likelihood where both
-records keep them) must agree within a relative 1e-4. An outcome flip is float noise only when both
-records keep every choice's log-likelihood and those agree within that tolerance: the model is the same
-and its argmax fell the other way on a near tie. Any other flip is a change, counted and shown with its
-doc_ids, and fails unless `--max-changed` allows that many. Records stored before choices were kept
-(schema 2) are compared on what they have.
+Per document, by kind of record (what both records have; records stored before a field existed are
+compared on the rest, and the verdict says which fields the stored ones lack):
+
+  log-likelihoods  every choice's (LAMBADA's one, its score) within `abs + rel * |ll|` nats, the
+                   tolerance regression.toml derives from the spread measured across CPU kernel levels;
+                   numbers derived from them (margin, gold_logprob, mc2, score) by no more than twice
+                   the largest change of a choice. An argmax flag (acc, acc_norm) may differ only when
+                   every choice agrees: a near tie that fell the other way, reported as excused.
+  generated text   the response, its generated token ids, per-instruction verdicts, prompt-level flags,
+                   degenerate flags and extracted answers, exactly. A response that differs is excused
+                   (and reported) only with stored evidence of a near tie on both sides: the token ids
+                   agree up to the first differing one, and there both top-1 minus top-2 margins are
+                   below regression.toml's bound; its verdict and flag differences go with it.
+
+Per task, the documents' log-likelihood differences must also look like kernel noise as a whole: their
+root mean square, in units of the tolerance, stays under `rms` (a change too small to move any one
+document past the tolerance moves all of them). Any changed document is counted and shown with its
+doc_ids, and fails unless `--max-changed` allows that many.
+
+Refused when the two ran under other settings, thread count, torch, transformers or lm-eval: documents
+would differ for that reason alone. Another CPU kernel level (AVX2, AVX-512) is within the tolerance,
+and the verdict names both.
 """
 
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from widthwise.claims.evidence import paired_records
@@ -26,6 +44,42 @@ from widthwise.errors import WidthwiseError
 from widthwise.names import config_label
 from widthwise.points import identity
 from widthwise.results import settings_mismatch
+
+TOML = Path(__file__).with_name("regression.toml")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far two runs of the same code may be apart (regression.toml)."""
+
+    abs: float  # nats, per log-likelihood
+    rel: float  # of |log-likelihood|
+    rms: float  # the largest root mean square of a task's differences, in units of the tolerance
+    near_tie: float  # nats: the largest top-1 minus top-2 margin whose token a kernel difference can flip
+
+    def ll(self, x: float) -> float:
+        """The tolerance for a log-likelihood of value x (nats)."""
+        return self.abs + self.rel * abs(x)
+
+    def describe(self) -> str:
+        return (
+            f"{self.abs:g} nats + {self.rel:g} x |ll|, task RMS <= {self.rms:g}, near tie < {self.near_tie:g}"
+        )
+
+
+def load_tolerance(path: Path = TOML) -> Tolerance:
+    try:
+        data = tomllib.loads(path.read_text())
+        ll, gen = data["loglikelihood"], data["generation"]
+        tol = Tolerance(float(ll["abs"]), float(ll["rel"]), float(ll["rms"]), float(gen["near_tie"]))
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+        raise WidthwiseError(f"{path}: not a regression tolerance file ({e})") from None
+    if not all(math.isfinite(x) and x >= 0 for x in (tol.abs, tol.rel, tol.rms, tol.near_tie)):
+        raise WidthwiseError(f"{path}: tolerances must be finite and non-negative")
+    return tol
+
+
+TOLERANCE = load_tolerance()
 
 
 def _key(result: Mapping[str, Any]) -> tuple:
@@ -37,79 +91,174 @@ def _label(result: Mapping[str, Any]) -> str:
     return config_label(result.get("pruning"), result["expansion_ratio"])
 
 
-def _numbers(rec: Mapping[str, Any]) -> dict[str, float]:
-    """Every score a record stores: `score` and each per-document metric (log-likelihoods, mc2, acc)."""
-    out = {"score": rec.get("score")} | {f"metrics.{k}": v for k, v in (rec.get("metrics") or {}).items()}
-    return {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _same(a: dict, b: dict, rel_tol: float) -> bool:
-    """Outcomes equal, and every stored score (log-likelihoods, per-choice scores, mc2) within rel_tol.
+def numbers(rec: Mapping[str, Any]) -> dict[str, float]:
+    """Every score a record stores: `score`, the continuous scores and each per-document metric."""
+    out = {k: rec.get(k) for k in ("score", "margin", "gold_logprob")}
+    out |= {f"metrics.{k}": v for k, v in (rec.get("metrics") or {}).items()}
+    return {k: float(v) for k, v in out.items() if _is_number(v)}
 
-    A record's `correct` flag alone is not enough: LAMBADA's is 0 at most widths, so a shift of every
-    log-likelihood would pass unseen. 1e-4 relative absorbs float32 summation-order differences between
-    CPUs and thread counts and is far below what any change of kept neurons does to a score.
-    """
 
-    def close(u: float, v: float) -> bool:
-        return math.isclose(u, v, rel_tol=rel_tol, abs_tol=rel_tol)
-
-    ca, cb = a.get("choices"), b.get("choices")
-    both_choices = isinstance(ca, dict) and isinstance(cb, dict)
-    if both_choices:
-        la, lb = ca.get("ll") or [], cb.get("ll") or []
-        if len(la) != len(lb) or not all(close(u, v) for u, v in zip(la, lb, strict=True)):
-            return False
-    if ("correct" in a or "correct" in b) and a.get("correct") != b.get("correct") and not both_choices:
-        return False
-    x, y = _numbers(a), _numbers(b)
-    if set(x) != set(y):
-        return False
-    if both_choices:
-        # A near tie may flip acc (and so score) while every log-likelihood agrees: only the flags differ.
-        flags = {"score", *(f"metrics.{k}" for k in (a.get("metrics") or {}) if k.split(",")[0] in FLAGS)}
-        return all(close(x[k], y[k]) for k in x if k not in flags)
-    return all(close(x[k], y[k]) for k in x)
+def log_likelihoods(rec: Mapping[str, Any]) -> list[float]:
+    """A record's log-likelihoods: every choice's, or a perplexity task's per-document one (its score)."""
+    choices = rec.get("choices")
+    if isinstance(choices, dict):
+        return [float(x) for x in choices.get("ll") or []]
+    per_doc = (rec.get("metrics") or {}).get("perplexity")
+    return [float(per_doc)] if _is_number(per_doc) else []
 
 
 # Per-document metrics that are argmax outcomes of the choices' log-likelihoods.
 FLAGS = {"acc", "acc_norm", "acc_bytes", "exact_match"}
+# What generation records carry besides the response: outcomes of it, compared exactly.
+GENERATED = ("correct", "prompt_level_loose", "instructions", "degenerate", "answers")
 
 
-# What decides the floating-point path: scores reproduce per document only where these match. A key
-# that one side did not record (older baselines have no CPU capability) is not compared.
+def first_divergence(a: Mapping[str, Any], b: Mapping[str, Any]) -> int | None:
+    """The index of the first generated token that differs, when both records carry generation evidence
+    (None without it, or when one token list is a prefix of the other: no greedy choice differed)."""
+    ga, gb = a.get("generation"), b.get("generation")
+    if not (isinstance(ga, dict) and isinstance(gb, dict)):
+        return None
+    ta, tb = ga.get("tokens") or [], gb.get("tokens") or []
+    for i, (x, y) in enumerate(zip(ta, tb, strict=False)):
+        if x != y:
+            ma, mb = ga.get("margins") or [], gb.get("margins") or []
+            return i if i < len(ma) and i < len(mb) else None
+    return None
+
+
+@dataclass
+class DocComparison:
+    status: str  # "same", "tie" (a near tie, excused) or "changed"
+    units: list[float]  # each log-likelihood's difference, in units of its tolerance
+    lacking: set[str]  # fields the fresh record has and the stored one lacks
+
+
+def _close(u: float, v: float, tol: float) -> bool:
+    return abs(u - v) <= tol
+
+
+def _compare_lls(a: Mapping[str, Any], b: Mapping[str, Any], tol: Tolerance) -> DocComparison:
+    ca, cb = a.get("choices"), b.get("choices")
+    both_choices = isinstance(ca, dict) and isinstance(cb, dict)
+    x, y = numbers(a), numbers(b)
+    # A field the stored record lacks (written before it existed) is not compared; one the fresh record
+    # lacks is a change in what the code records.
+    lacking = set(y) - set(x) | ({"choices"} if isinstance(cb, dict) and not isinstance(ca, dict) else set())
+    if set(x) - set(y) or (isinstance(ca, dict) and not isinstance(cb, dict)):
+        return DocComparison("changed", [], lacking)
+    # Against a stored record without choices, the fresh one's choices have nothing to meet.
+    one_sided = isinstance(cb, dict) and not both_choices
+    la, lb = ([], []) if one_sided else (log_likelihoods(a), log_likelihoods(b))
+    if len(la) != len(lb):
+        return DocComparison("changed", [], lacking)
+    units = [abs(v - u) / tol.ll(u) for u, v in zip(la, lb, strict=True)]
+    if any(d > 1 for d in units):
+        return DocComparison("changed", units, lacking)
+    if not both_choices:
+        # Without every choice's log-likelihood a flag flip cannot be told from a change: every number
+        # (log-likelihoods, 0/1 flags, mc2) is held to the log-likelihood tolerance.
+        same = all(_close(x[k], y[k], tol.ll(x[k])) for k in x)
+        same = same and (a.get("correct") == b.get("correct") or "correct" not in a)
+        return DocComparison("same" if same else "changed", units, lacking)
+    if ca.get("gold") != cb.get("gold") or ca.get("chars") != cb.get("chars"):
+        return DocComparison("changed", units, lacking)
+    # Numbers derived from the choices (margin, gold_logprob, mc2, acc_norm's per-character scores) move
+    # by at most twice the largest change of a choice (a margin is a difference of two; mc2 moves less),
+    # up to float rounding: a change in how they are derived cannot hide in the choices' tolerance.
+    moved = 2 * max((abs(v - u) for u, v in zip(la, lb, strict=True)), default=0.0)
+    # A task with a binary headline (a `correct` flag) scores argmax flags; TruthfulQA MC2's "acc" is
+    # its continuous mc2 and no flag.
+    flags = {k for k in x if k.startswith("metrics.") and k[8:].split(",")[0] in FLAGS} | {"score"}
+    flags = flags if "correct" in a else set()
+    if not all(_close(x[k], y[k], moved + 1e-6 * (1 + abs(x[k]))) for k in x if k not in flags):
+        return DocComparison("changed", units, lacking)
+    flipped = any(x[k] != y[k] for k in flags if k in x) or a.get("correct") != b.get("correct")
+    # Every log-likelihood agrees, so a flipped flag is an argmax that fell the other way on a near tie.
+    return DocComparison("tie" if flipped else "same", units, lacking)
+
+
+def _compare_text(a: Mapping[str, Any], b: Mapping[str, Any], tol: Tolerance) -> DocComparison:
+    lacking = {k for k in (*GENERATED, "generation") if k in b and k not in a}
+    lacking |= {"metrics"} if "metrics" in b and "metrics" not in a else set()
+    ga, gb = a.get("generation"), b.get("generation")
+    tokens_differ = isinstance(ga, dict) and isinstance(gb, dict) and ga.get("tokens") != gb.get("tokens")
+    if a["response"] == b["response"] and not tokens_differ:
+        x, y = numbers(a), numbers(b)
+        same = all(a[k] == b[k] for k in GENERATED if k in a and k in b)
+        same = same and not set(x) - set(y) and all(x[k] == y[k] for k in x)
+        return DocComparison("same" if same else "changed", [], lacking)
+    i = first_divergence(a, b)
+    if i is not None and max(ga["margins"][i], gb["margins"][i]) < tol.near_tie:
+        return DocComparison("tie", [], lacking)
+    return DocComparison("changed", [], lacking)
+
+
+def compare_doc(a: Mapping[str, Any], b: Mapping[str, Any], tol: Tolerance = TOLERANCE) -> DocComparison:
+    """Stored record `a` against fresh record `b` of the same document."""
+    if "response" in a and "response" in b:
+        return _compare_text(a, b, tol)
+    if ("response" in a) != ("response" in b):
+        return DocComparison("changed", [], set())
+    return _compare_lls(a, b, tol)
+
+
+# What decides the floating-point path beyond the kernel level: scores reproduce within the tolerance
+# only where these match. A key that one side did not record is not compared.
 ENVIRONMENT = (
     ("torch_threads", ("torch_threads",)),
     ("torch", ("versions", "torch")),
-    ("torch CPU capability", ("versions", "torch_cpu_capability")),
     ("transformers", ("versions", "transformers")),
     ("lm_eval", ("versions", "lm_eval")),
 )
+CAPABILITY = ("versions", "torch_cpu_capability")
+
+
+def _provenance(r: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    x: Any = r.get("provenance") or {}
+    for k in path:
+        x = x.get(k) if isinstance(x, dict) else None
+    return x
 
 
 def environment_mismatch(fresh: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
-    def get(r: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-        x: Any = r.get("provenance") or {}
-        for k in path:
-            x = x.get(k) if isinstance(x, dict) else None
-        return x
-
     out = []
     for name, path in ENVIRONMENT:
-        a, b = get(fresh, path), get(stored, path)
+        a, b = _provenance(fresh, path), _provenance(stored, path)
         if a is not None and b is not None and a != b:
             out.append(f"{name} {a} (fresh) vs {b} (stored)")
     return out
 
 
+def _method(fresh: Mapping[str, Any], stored: Mapping[str, Any], tol: Tolerance, lacking: set[str]) -> str:
+    a, b = _provenance(fresh, CAPABILITY), _provenance(stored, CAPABILITY)
+    levels = f"{a} vs {b}: " if a and b and a != b else ""
+    out = f"paired by doc_id, doc and prompt hashes must match; {levels}tolerance {tol.describe()}"
+    if lacking:
+        out += f"; stored records lack {', '.join(sorted(lacking))}: compared on what both have"
+    return out
+
+
+def _ids(ids: list[Any]) -> str:
+    return f"doc_ids {', '.join(map(str, ids[:5]))}{', ...' if len(ids) > 5 else ''}"
+
+
 def compare(
-    fresh: Mapping[str, Any], stored: Mapping[str, Any], *, max_changed: int = 0, rel_tol: float = 1e-4
+    fresh: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    *,
+    max_changed: int = 0,
+    tolerance: Tolerance = TOLERANCE,
 ) -> list[Verdict]:
-    """One verdict per task: how many documents changed their outcome since the baseline was stored.
+    """One verdict per task: how many documents changed since the baseline was stored.
 
     Refused (WidthwiseError) when the two were made under other settings, or under another thread count,
-    torch, transformers, lm-eval or CPU kernel level: documents would differ for that reason alone, and
-    a flaky red build teaches people to ignore the gate."""
+    torch, transformers or lm-eval: documents would differ for that reason alone, and a flaky red build
+    teaches people to ignore the gate."""
     diff = settings_mismatch(fresh, stored)
     if diff:
         raise WidthwiseError(
@@ -130,9 +279,22 @@ def compare(
         if task not in (fresh.get("samples") or {}):
             raise WidthwiseError(f"{where}: the fresh Result has no per-sample records for {task}")
         pairs = paired_records(stored["samples"][task], fresh["samples"][task], where)
-        changed = [a.get("doc_id") for a, b in pairs if not _same(a, b, rel_tol)]
+        docs = [(a.get("doc_id"), compare_doc(a, b, tolerance)) for a, b in pairs]
+        changed = [d for d, c in docs if c.status == "changed"]
+        ties = [d for d, c in docs if c.status == "tie"]
+        units = [u for _, c in docs for u in c.units]
+        rms = math.sqrt(sum(u * u for u in units) / len(units)) if units else 0.0
+        shifted = rms > tolerance.rms
+        lacking = set().union(*(c.lacking for _, c in docs)) if docs else set()
+        observed = f"{len(changed)} of {len(pairs)} documents changed"
+        observed += f" ({_ids(changed)})" if changed else ""
+        if ties:
+            observed += f"; {len(ties)} near tie{'s' if len(ties) > 1 else ''} excused ({_ids(ties)})"
+        if units:
+            observed += f"; log-likelihood RMS {rms:.2g} of tolerance" + (
+                f" (above {tolerance.rms:g}: every document moved)" if shifted else ""
+            )
         metric = (stored.get("headline") or {}).get(task, f"{task}/samples")
-        examples = f" (doc_ids {', '.join(map(str, changed[:5]))}{', ...' if len(changed) > 5 else ''})"
         verdicts.append(
             Verdict(
                 claim="regression",
@@ -142,12 +304,12 @@ def compare(
                 tier=stored["tier"],
                 model=fresh["model"]["name"],
                 config=_label(fresh),
-                verdict="holds" if len(changed) <= max_changed else "fails",
-                observed=f"{len(changed)} of {len(pairs)} documents changed" + (examples if changed else ""),
-                bound=f"<= {max_changed} changed",
+                verdict="holds" if len(changed) <= max_changed and not shifted else "fails",
+                observed=observed,
+                bound=f"<= {max_changed} changed, log-likelihood RMS <= {tolerance.rms:g} of tolerance",
                 n=len(pairs),
                 mde="—",
-                method="paired by doc_id, doc and prompt hashes must match",
+                method=_method(fresh, stored, tolerance, lacking),
                 value=float(len(changed)),
                 threshold=float(max_changed),
             )
@@ -160,7 +322,7 @@ def check(
     stored: Sequence[Mapping[str, Any]],
     *,
     max_changed: int = 0,
-    rel_tol: float = 1e-4,
+    tolerance: Tolerance = TOLERANCE,
 ) -> list[Verdict]:
     """Compare every fresh eval Result (one with per-sample records) with the stored one of its identity."""
     if max_changed < 0:
@@ -180,7 +342,7 @@ def check(
         if base is None:
             raise WidthwiseError(f"regression: no stored baseline for {f['model']['name']} {_label(f)}")
         seen.add(_key(f))
-        verdicts += compare(f, base, max_changed=max_changed, rel_tol=rel_tol)
+        verdicts += compare(f, base, max_changed=max_changed, tolerance=tolerance)
     if not verdicts:
         raise WidthwiseError("regression: none of the fresh Results has per-sample records to compare")
     # A stored baseline nobody re-measured is a gap in the evidence (a lost shard), not a pass.
@@ -188,6 +350,23 @@ def check(
         if key not in seen:
             verdicts.append(_missing(s))
     return verdicts
+
+
+def only_tasks(result: Mapping[str, Any], tasks: Iterable[str]) -> dict[str, Any]:
+    """A copy of a Result holding only `tasks` (records, settings, headlines): what a run of a subset of
+    its families is compared with."""
+    import copy
+
+    keep = set(tasks)
+    out = copy.deepcopy(dict(result))
+    out["samples"] = {t: r for t, r in (out.get("samples") or {}).items() if t in keep}
+    out["headline"] = {t: h for t, h in (out.get("headline") or {}).items() if t in keep}
+    settings = out.get("settings") or {}
+    if isinstance(settings.get("tasks"), dict):
+        settings["tasks"] = {t: s for t, s in settings["tasks"].items() if t in keep}
+    if settings.get("substitutes"):
+        settings["substitutes"] = {}  # what stands in for the suite's missing tasks: a subset is no suite
+    return out
 
 
 def planned_baselines(stored: Sequence[Mapping[str, Any]], plans: Sequence[Any]) -> list[Mapping[str, Any]]:

@@ -15,6 +15,12 @@ Both give the numbers lm-eval would up to float summation order, so the scoring 
 cache-key input, like the thread count, not a comparison setting. Generation is lm-eval's own (batched
 by the suite's generate_batch_size, else its batch size, grouped by generation kwargs).
 
+Every generated response carries its evidence (`Generated`, a str with `.evidence`): the generated
+token ids and, per step, the top-1 minus top-2 margin of the scores greedy decoding took the argmax of
+(the model's raw logits unless a generation kwarg adds a logits processor; a difference of log-softmax
+values is a difference of logits). The regression gate excuses a changed response only where the first
+differing token was a near tie. Recording it adds a top-2 per decoding step and changes no token.
+
 Every request type is run task by task (Instance.task_name), so `profile` holds each task's requests,
 wall seconds and the tokens the model actually ran. Generation batches are unchanged by the split
 whenever tasks' generation kwargs differ (lm-eval batches by them); log-likelihood batches of the plain
@@ -24,6 +30,7 @@ path are formed within a task rather than across tasks.
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -58,6 +65,60 @@ class TaskProfile:
         return d
 
 
+class Generated(str):
+    """A generated response (the text lm-eval scores) with the evidence of how it was decoded:
+    {"tokens": generated ids, "margins": top-1 minus top-2 score per step, 4 significant digits}."""
+
+    evidence: dict[str, list] | None = None
+
+
+def _generated(text: str, evidence: dict[str, list] | None) -> str:
+    if evidence is None:
+        return text
+    out = Generated(text)
+    out.evidence = evidence
+    return out
+
+
+class MarginRecorder:
+    """A logits processor (last in generate's list, so it sees the scores greedy takes the argmax of)
+    that keeps each step's top-1 minus top-2 score per row, on the device until generation ends."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        top = scores.topk(2, dim=-1).values
+        self.steps.append(top[:, 0] - top[:, 1])
+        return scores
+
+
+def _row_evidence(tokens: list[int], margins: list[float], ends: set[int]) -> dict[str, list]:
+    """A row's ids and margins up to its end: the first end-of-sequence token, inclusive (a finished row
+    is filled with the pad token, SmolLM2's end-of-sequence token, for the rest of the batch's steps)."""
+    n = next((i + 1 for i, t in enumerate(tokens) if t in ends), len(tokens))
+    return {"tokens": tokens[:n], "margins": [float(f"{m:.4g}") for m in margins[:n]]}
+
+
+class _EvidenceHook:
+    """lm-eval's cache hook, wrapped: lm-eval's generate_until calls add_partial once per row, in the
+    order of the rows `_model_generate` just decoded, with the request that row answers; each call
+    takes that row's evidence."""
+
+    def __init__(self, inner: Any, pending: list[dict[str, list]], out: dict[tuple, dict]) -> None:
+        self.inner, self.pending, self.out = inner, pending, out
+
+    def add_partial(self, attr: str, req: Any, res: Any) -> None:
+        if attr == "generate_until" and self.pending:
+            self.out[_request_key(req)] = self.pending.pop(0)
+        self.inner.add_partial(attr, req, res)
+
+
+def _request_key(args: Any) -> tuple:
+    context, gen_kwargs = args
+    return context, json.dumps(gen_kwargs, sort_keys=True, default=str)
+
+
 @register_model("widthwise-hf")
 class WidthwiseHFLM(HFLM):
     def __init__(
@@ -74,6 +135,7 @@ class WidthwiseHFLM(HFLM):
         self.generate_batch_size = generate_batch_size
         self.profile: dict[str, TaskProfile] = {}
         self._current: TaskProfile | None = None
+        self._pending: list[dict[str, list]] | None = None  # evidence of the rows just generated
         params = inspect.signature(self.model.forward).parameters
         self._takes_logits_to_keep = "logits_to_keep" in params
         # transformers renamed past_key_values to cache (the old name warns, and goes in 5.40)
@@ -114,12 +176,16 @@ class WidthwiseHFLM(HFLM):
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         def run(rs: list[Any]) -> list[str]:
-            old = self.batch_size_per_gpu
+            old, hook = self.batch_size_per_gpu, self.cache_hook
             self.batch_size_per_gpu = self.generate_batch_size or old
+            evidence: dict[tuple, dict] = {}
+            self._pending = []
+            self.cache_hook = _EvidenceHook(hook, self._pending, evidence)
             try:
-                return super(WidthwiseHFLM, self).generate_until(rs, disable_tqdm)
+                texts = super(WidthwiseHFLM, self).generate_until(rs, disable_tqdm)
             finally:
-                self.batch_size_per_gpu = old
+                self.batch_size_per_gpu, self.cache_hook, self._pending = old, hook, None
+            return [_generated(t, evidence.get(_request_key(r.args))) for t, r in zip(texts, rs, strict=True)]
 
         return self._per_task("generate_until", requests, run)
 
@@ -135,7 +201,16 @@ class WidthwiseHFLM(HFLM):
         return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **kw: Any) -> Any:
+        from transformers import LogitsProcessorList
+
+        recorder = MarginRecorder()
+        kw["logits_processor"] = LogitsProcessorList([*kw.get("logits_processor", []), recorder])
         out = super()._model_generate(context, max_length, stop, **kw)
+        if getattr(self, "_pending", None) is not None and recorder.steps:
+            ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.eot_token_id} - {None}
+            margins = torch.stack(recorder.steps, dim=1).tolist()
+            for row, m in zip(out[:, context.shape[1] :].tolist(), margins, strict=True):
+                self._pending.append(_row_evidence(row, m, ends))
         # Every row runs every decoding step, finished or not; the head runs once per step and row.
         steps = out.shape[1] - context.shape[1]
         self._count(context.numel() + steps * context.shape[0], (steps + 1) * context.shape[0])

@@ -3,7 +3,9 @@
 lm-eval's own metrics become "<builtin task>/<metric>" entries; its logged samples become one record per
 document (doc hash, prompt hash, target hash, every per-sample metric, correct/score) for paired
 statistics. IFEval records also keep per-instruction verdicts and the degenerate-text measure, and the
-Result gets IFEval over non-degenerate responses and a breakdown by instruction type.
+Result gets IFEval over non-degenerate responses and a breakdown by instruction type. Generation records
+keep each filter's extracted answer and, from widthwise's HF model, the generated token ids with each
+step's top-1 minus top-2 margin (the regression gate's near-tie evidence).
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ def sample_records(
                 "metrics": {},
             }
             if spec.kind == "generate":
-                rec["response"] = s["filtered_resps"][0] if spec.name == "ifeval" else s["resps"][0][0]
+                _generation_record(rec, spec, s)
             choices = choice_record(task, spec, s) if task is not None else None
             if choices is not None:
                 rec["choices"] = choices
@@ -143,6 +145,8 @@ def sample_records(
                 if scores is not None:
                     rec.update(scores)
         filt = s["filter"]
+        if spec.kind == "generate" and spec.name != "ifeval":
+            rec.setdefault("answers", {})[filt] = str(s["filtered_resps"][0])
         for m in s["metrics"]:
             rec["metrics"][m if filt == "none" else f"{m},{filt}"] = s[m]
     for raw_id, rec in by_doc.items():
@@ -160,6 +164,17 @@ def sample_records(
         if spec.name == "ifeval":
             _ifeval_record(rec, docs[raw_id])
     return [by_doc[k] for k in sorted(by_doc)]
+
+
+def _generation_record(rec: dict[str, Any], spec: TaskSpec, s: Mapping[str, Any]) -> None:
+    """The response as scored, and where widthwise's HF model recorded it, how it was decoded: the
+    generated token ids and each step's top-1 minus top-2 margin (hflm.Generated). Each filter's
+    extracted answer (GSM8K's strict-match and flexible-extract) is added per filter by the caller."""
+    raw = s["resps"][0][0]
+    rec["response"] = str(s["filtered_resps"][0] if spec.name == "ifeval" else raw)
+    evidence = getattr(raw, "evidence", None)
+    if evidence is not None:
+        rec["generation"] = evidence
 
 
 def _ifeval_record(rec: dict[str, Any], doc: Mapping[str, Any]) -> None:
