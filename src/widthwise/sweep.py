@@ -225,10 +225,10 @@ def units_of(
     jobs: int,
     profiles: Sequence[Mapping[str, Any]] = (),
     limit: int | None = None,
-) -> list[tuple[Stage, list[Stage]]]:
+) -> tuple[list[tuple[Stage, list[Stage]]], bool]:
     """Each evaluation and the units it is cut into for `jobs` workers (none: it runs whole), each unit a
-    Stage with weight = its estimated cost; every stage longest first (widthwise.schedule.split). Costs
-    are the families' seconds in `profiles` (stored Results of the suite) where they have them."""
+    Stage with weight = its estimated cost (widthwise.schedule.split); and whether the weights are seconds
+    measured in `profiles` (stored Results of the suite) rather than one per family."""
     from widthwise.evaluation import get_suite
 
     families = [t.name for t in get_suite(suite, limit=limit).tasks]
@@ -247,7 +247,7 @@ def units_of(
     for whole, parts in out.values():
         if parts:  # assembling a cut configuration runs no family: it costs a unit's start
             whole.weight = overhead
-    return list(out.values())
+    return list(out.values()), measured
 
 
 def run(
@@ -312,12 +312,14 @@ def run(
     evals = [s for s in todo if s.name == "eval"]
     benches = [s for s in todo if s.name == "bench"]
     limit = (eval_kw or {}).get("limit")
-    cut = units_of(evals, model, suite, jobs, profiles, limit) if jobs > 1 and evals else []
+    cut, measured = (
+        units_of(evals, model, suite, jobs, profiles, limit) if jobs > 1 and evals else ([], False)
+    )
     n_units = sum(len(parts) or 1 for _, parts in cut)
     if jobs > 1 and n_units > 1:
         whole = [w for w, _ in cut]
         progress = _Progress([*(p for _, parts in cut for p in parts), *whole, *benches], log, jobs=jobs)
-        _run_pool(model, suite, eval_kw, cut, min(jobs, n_units), progress, log)
+        _run_pool(model, suite, eval_kw, cut, min(jobs, n_units), progress, log, measured)
     else:
         progress = _Progress(todo, log, jobs=jobs)
         for st in evals:
@@ -341,6 +343,7 @@ def _run_pool(
     workers: int,
     progress: _Progress,
     log: Callable[[str], None],
+    measured: bool = False,
 ) -> None:
     """Every unit in a pool of `workers` processes, longest first; a cut configuration's Result is
     assembled (by a pool process, loading and pruning the model to name its checkpoints) once its last
@@ -360,12 +363,14 @@ def _run_pool(
     with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         # A stage waits in the pool's queue before it runs: the worker says when it starts and
         # measures its own run, so "done in" and the estimate are run times, not queue plus run.
+        # The estimate is in the stored profiles' seconds, the machine that stored them (its GEMM probe
+        # is in their provenance.profile): a slower machine takes proportionally longer.
+        guess = f", estimated {_fmt(estimate)} as the stored baselines ran" if measured else ""
         log(
             f"sweep: {len(cut)} evaluations in {len(first)} units ({split} cut into parts of task families "
-            f"to balance the workers), {workers} at a time; longest first, estimated {_fmt(estimate)} "
-            "on the machine that stored the suite's baselines"
+            f"to balance the workers), {workers} at a time, longest first{guess}"
             if split
-            else f"sweep: {len(cut)} evaluations, {workers} at a time"
+            else f"sweep: {len(cut)} evaluations, {workers} at a time{guess}"
         )
 
         def submit(st: Stage) -> cf.Future:
@@ -411,7 +416,7 @@ class _Progress:
             return "nothing left"
         total = 0.0
         for name in dict.fromkeys(s.name for s in left):
-            real = [(t, w) for t, w in self.took.get(name, []) if t >= self.REAL_WORK_S]
+            real = [(t, w) for t, w in self.took.get(name, []) if t >= self.REAL_WORK_S and w > 0]
             if not real:
                 return f"time left unknown until one {name} stage runs uncached"
             per_weight = sum(t for t, _ in real) / sum(w for _, w in real)

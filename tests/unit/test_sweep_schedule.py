@@ -148,7 +148,8 @@ def test_units_of_a_sweep_keep_the_configuration_whole_for_its_assembly(tmp_path
 
     configs = sweep.plan([0, 40], "ppm")
     evals = [sweep.Stage(c, "eval", sweep.result_path(tmp_path, "eval", c)) for c in configs]
-    cut = sweep.units_of(evals, "smollm2-135m-instruct", "smoke", jobs=4)
+    cut, measured = sweep.units_of(evals, "smollm2-135m-instruct", "smoke", jobs=4)
+    assert not measured  # no stored profile passed: one per family
     assert sorted(w.config.label for w, _ in cut) == ["base", "ppm-pct40"]
     for whole, parts in cut:
         assert whole.families is None and whole.path == sweep.result_path(tmp_path, "eval", whole.config)
