@@ -68,6 +68,17 @@ def test_the_bench_is_planned_for_the_method_not_its_control():
     bench = parse_config(CPU_BENCH_ARGS.split())
     plan = parse_plan(sweep.plan_of(MODEL, configs, configs, "cpu", bench, None, None, ["ppm"]), "plan")
     assert plan.benches(40.0, "ppm") and not plan.benches(40.0, "ppm-reverse")
+    # Shards of one sweep merge with the benched methods kept; a plan that names none benches every one.
+    from widthwise.plan import merge
+
+    shards = [
+        parse_plan(sweep.plan_of(MODEL, configs, part, "cpu", bench, f"{i}/2", None, ["ppm"]), f"shard {i}")
+        for i, part in ((1, configs[:2]), (2, configs[2:]))
+    ]
+    (merged,) = merge(shards)
+    assert merged.bench_methods == ("ppm",) and not merged.benches(40.0, "ppm-reverse")
+    every = parse_plan(sweep.plan_of(MODEL, configs, configs, "cpu", bench, None), "old")
+    assert every.bench_methods is None and every.benches(40.0, "ppm-reverse")
 
 
 def run_sweep(tmp_path: Path, stand_ins: dict[str, dict]) -> Path:
