@@ -328,7 +328,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def sweep(session: nox.Session) -> None:
-    """The main job: `widthwise sweep` with no arguments (default model, cpu suite, bench, check, report)."""
+    """The main job: `widthwise sweep` with no arguments. The default model on the cpu suite at base, PPM 40%
+    and the ppm-reverse control at 40% (where the CPU tier's gating claims hold), spread over one worker
+    per core in units of task families; a short bench of PPM 40% against the base; then report and check:
+    the claims, and each configuration against its stored baseline in baselines/measured/cpu, document by
+    document. The last line gives the wall time beside the 1-thread GEMM probe and the load average."""
     install_cpu(session)
     session.run("widthwise", "sweep", *session.posargs, env=_env())
 

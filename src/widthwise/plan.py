@@ -10,7 +10,8 @@ configurations are planned and absent, and the check fails on them. Plans merge 
 
     {"schema": "widthwise.plan/1", "tier", "suite", "model", "tasks": [...],
      "configs": [{"method": "base" | "ppm" | "random" | ..., "pct": float}],
-     "bench": null | {"workloads": [...], "batch_sizes": [...], "pcts": null | [pruned pcts benched]},
+     "bench": null | {"workloads": [...], "batch_sizes": [...], "pcts": null | [pruned pcts benched],
+               "methods": absent | [methods benched] (the sweep's own, not its controls)},
      "shard": null | "i/n", "shard_configs": [labels run by this shard]}
 """
 
@@ -60,10 +61,13 @@ class Plan:
     bench_cells: tuple[str, ...] = ()  # "<workload>_b<B>" every benched configuration must give
     source: str = ""  # the file(s) it was read from
     bench_pcts: tuple[float, ...] | None = None  # the pruned widths benched; None: every one
+    bench_methods: tuple[str, ...] | None = None  # the methods benched; None: every one
 
-    def benches(self, pct: float) -> bool:
-        """Is the pruned configuration at `pct` planned to have a bench?"""
+    def benches(self, pct: float, method: str | None = None) -> bool:
+        """Is the pruned configuration at `pct` (of `method`, when given) planned to have a bench?"""
         if not self.bench_cells:
+            return False
+        if method is not None and self.bench_methods is not None and method not in self.bench_methods:
             return False
         return self.bench_pcts is None or pct_in(pct, self.bench_pcts)
 
@@ -141,11 +145,13 @@ def parse_plan(data: Any, where: str) -> Plan:
         )
         pcts = bench.get("pcts") if bench else None
         bench_pcts = None if pcts is None else tuple(float(x) for x in pcts)
+        methods = bench.get("methods") if bench else None
+        bench_methods = None if methods is None else tuple(canonical_method(str(m)) for m in methods)
     except (KeyError, TypeError, ValueError) as e:
         raise WidthwiseError(f"{where}: malformed plan ({e!r})") from None
     if tier not in TIERS:
         raise WidthwiseError(f"{where}: unknown tier {tier!r}")
-    return Plan(tier, suite, model, tasks, configs, cells, where, bench_pcts)
+    return Plan(tier, suite, model, tasks, configs, cells, where, bench_pcts, bench_methods)
 
 
 def plan_files(paths: Iterable[Path]) -> list[Path]:
@@ -189,6 +195,9 @@ def merge(plans: Sequence[Plan]) -> list[Plan]:
             if not limited or any(b is None for b in limited)
             else tuple(sorted({x for b in limited for x in b if b is not None}))
         )
+        named = [p.bench_methods for p in ps if p.bench_cells]
+        every = not named or any(m is None for m in named)
+        bench_methods = None if every else tuple(sorted({x for m in named if m for x in m}))
         out.append(
             Plan(
                 ps[0].tier,
@@ -199,6 +208,7 @@ def merge(plans: Sequence[Plan]) -> list[Plan]:
                 tuple(dict.fromkeys(c for p in ps for c in p.bench_cells)),
                 ", ".join(p.source for p in ps),
                 bench_pcts,
+                bench_methods,
             )
         )
     return sorted(out, key=lambda p: p.key)

@@ -97,3 +97,32 @@ def test_a_parallel_stage_reports_its_run_time_not_its_time_in_the_queue(monkeyp
     p.done(todo[2], took=1000.0)  # submitted at 0, ran from 1000 to 2000
     assert "done in 16m40s; elapsed 33m20s" in lines[-1]
     assert lines[-1].endswith("about 16m40s to go")
+
+
+def test_the_last_line_gives_the_time_beside_the_probe_and_the_load():
+    from widthwise.sweep import timing_line
+
+    probe = {"n": 1024, "dtype": "float32", "threads": 1, "gflops": 215.04}
+    assert timing_line(792.4, probe, [1.93, 2.0, 1.71]) == (
+        "sweep: 13m12s end to end; GEMM probe 215.04 GFLOP/s (1 thread); load 1.9 2.0 1.7"
+    )
+    gpu = {"n": 8192, "dtype": "bfloat16", "threads": 1, "device": "NVIDIA H100", "gflops": 7.1e5}
+    assert timing_line(61, gpu, None) == (
+        "sweep: 1m01s end to end; GEMM probe 710000 GFLOP/s (1 thread, bfloat16) on NVIDIA H100; load unknown"
+    )
+
+
+def test_controls_are_chosen_by_name():
+    from widthwise.sweep import parse_controls
+
+    assert parse_controls("ppm-reverse") == ("ppm-reverse",)
+    assert parse_controls("random, ppm-reverse,random") == ("random", "ppm-reverse")
+    assert parse_controls("none") == ()
+    assert [c.label for c in plan([0, 40], "ppm", ("ppm-reverse",))] == [
+        "base",
+        "ppm-pct40",
+        "ppm-reverse-pct40",
+    ]
+    for bad in ("", "nope"):
+        with pytest.raises(WidthwiseError, match="--controls"):
+            parse_controls(bad)

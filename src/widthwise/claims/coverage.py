@@ -172,7 +172,7 @@ def complete(
             tasks = set(plan.tasks) if plan is not None else (_tasks_of(point) or ran)
             items = [(t, _has_task(point, t)) for t in sorted(tasks)]
             if not c.is_base:
-                if plan is not None and plan.benches(c.pct):
+                if plan is not None and plan.benches(c.pct, c.method):
                     items += [(f"bench {cell}", _has_bench(point, cell)) for cell in plan.bench_cells]
                 elif asked is not None and benched(asked[1], c.pct):
                     items.append(("bench", _has_bench(point, None)))

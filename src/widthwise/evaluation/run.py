@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ class Inputs:
 
 @dataclass
 class Outcome:
-    result: dict[str, Any]
+    result: dict[str, Any] | None  # None after a families-only run: its parts are in the checkpoints
     cached: bool
     cache_file: Path
     seconds: float
@@ -118,12 +119,18 @@ def evaluate(
     refresh: bool = False,
     use_cache: bool = True,
     checkpoints: Path | None = None,
+    families: Sequence[str] | None = None,
     verbose: bool = False,
     log: Any = None,
 ) -> Outcome:
     """Evaluate `model` (a widthwise.models.Loaded, already pruned when `pruning` is its PruneReport) on a
     suite; a cached Result when nothing that could change it changed. The device is the model's own.
-    `checkpoints`: the folder for per-family checkpoints (default under the cache)."""
+    `checkpoints`: the folder for per-family checkpoints (default under the cache).
+
+    `families`: run only these of the suite's families into their checkpoints and return no Result (a
+    sweep spreads one configuration over several processes so); a later call without `families` finds
+    every part checkpointed and assembles the Result, running nothing again. The cache key is the whole
+    evaluation's either way, so the parts and the Result are those of the unsplit evaluation."""
     import torch
 
     from widthwise.device import of_tensor_device
@@ -166,6 +173,12 @@ def evaluate(
     }
     key = cache_key(weights, settings, checksums, runtime)
     cfile = cache_path(key)
+    if families is not None:
+        unknown = sorted(set(families) - {it.spec.name for it in task_items})
+        if unknown:
+            raise WidthwiseError(f"suite {s.name!r} has no task family {', '.join(unknown)}")
+        if refresh:
+            raise WidthwiseError("refresh clears every family's checkpoint: it cannot run a part of one")
     if use_cache and not refresh and cfile.exists():
         try:
             cached = read_result(cfile)
@@ -210,13 +223,17 @@ def evaluate(
         names = ", ".join(sorted(done))
         say(f"eval: resuming from {len(done)} checkpointed task(s) in {store.folder}: {names}")
     todo = [it for it in task_items if it.spec.name not in done]
-    probe = dev.gemm_probe(torch.get_num_threads())
+    if families is not None:
+        todo = [it for it in todo if it.spec.name in families]
+    probe = dev.gemm_probe(torch.get_num_threads()) if families is None else None
     in_process = [it for it in todo if not backends.needs_folder(task_backend[it.spec.name], inputs.devices)]
     if in_process:
         _run_in_process(model, dev, inputs, in_process, tm, store, verbose, say)
     elsewhere = [it for it in todo if it not in in_process]
     if elsewhere:
         _run_in_workers(model, pruning, dev, inputs, elsewhere, task_backend, dtype, store, say)
+    if families is not None:
+        return Outcome(None, False, cfile, time.perf_counter() - t0)
     parts = store.load()
     lost = [it.spec.name for it in task_items if it.spec.name not in parts]
     if lost:
@@ -240,7 +257,10 @@ def evaluate(
             "not_measurable": f"not in suite {s.name!r}; substitute: {why}",
         }
     result["metrics"], result["headline"], result["samples"] = metrics, headline, samples
-    result["provenance"]["seconds"] = round(time.perf_counter() - t_run, 1)
+    # Families checkpointed by another process (a split or killed evaluation) count with their own time,
+    # so that a Result assembled from parts reports the work it took, not the assembly's second.
+    before = sum(float(done[t]["cost"].get("seconds") or 0.0) for t in done)
+    result["provenance"]["seconds"] = round(time.perf_counter() - t_run + before, 1)
     if use_cache:
         write_result(result, cfile, overwrite=True)
     store.clear()
