@@ -575,8 +575,15 @@ def finish(
     from widthwise import report
 
     results, claim_list, plans, where = _read(out, thresholds)
-    written = report.report(results, Path(out) / "report", claim_list, plans=plans).paths
-    return _check(results, claim_list, plans, where, regression), written
+    try:
+        chk = _check(results, claim_list, plans, where, regression)
+    except WidthwiseError:
+        report.report(results, Path(out) / "report", claim_list, plans=plans)  # the tables still help
+        raise
+    # The regression verdicts go into report.md beside the claims: the console points there for details.
+    gate = [v for v in chk.verdicts if v.kind == "regression"]
+    written = report.report(results, Path(out) / "report", claim_list, plans=plans, regression=gate).paths
+    return chk, written
 
 
 def timing_line(seconds: float, probe: Mapping[str, Any], load: Sequence[float] | None) -> str:

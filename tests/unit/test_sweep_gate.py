@@ -160,3 +160,12 @@ def test_a_configuration_without_a_stored_baseline_is_checked_but_not_compared(t
     chk = sweep.check_sweep(out, regression=folder)
     regression = [v for v in chk.verdicts if v.claim == "regression"]
     assert len(regression) == 2 * len(stored["base"]["samples"]) and chk.exit_code == 0
+
+
+def test_report_md_lists_the_regression_verdicts(tmp_path, stored):
+    """The console sends the reader to report.md for details: the regression gate's verdicts are there."""
+    out = run_sweep(tmp_path, {k: stored[k] for k in ("base", "ppm-pct40", "ppm-reverse-pct40")})
+    sweep.finish(out, regression=regression_dir(default_args()))
+    md = (out / "report" / "report.md").read_text(encoding="utf-8")
+    rows = [line for line in md.splitlines() if line.startswith("| regression ")]
+    assert len(rows) == 33 and all("holds" in r for r in rows), md[:2000]

@@ -197,11 +197,13 @@ def report(
     paper: Path | None = None,
     plans: Sequence[Plan] = (),
     pass_rates: bool = False,
+    regression: Sequence[Verdict] = (),
 ) -> Report:
     """The report stage: report.md and plots for `results`, the paper's own Results drawn beside them
     (`paper`, default baselines/paper, unless the Results hold the paper's already), and the verdicts of
     `claims` on all of them. `widthwise check` is the gate; a claim that cannot be evaluated here is said
-    in the report and does not stop it."""
+    in the report and does not stop it. `regression`: the regression gate's verdicts of the same run (the
+    sweep's end-of-run check), listed with the run's claims."""
     results = list(results)
     if paper is None and not any(r["tier"] == "paper" for r in results):
         paper = paper_baselines()
@@ -211,7 +213,7 @@ def report(
     if claims is not None:
         try:
             a = assess(claims, results, plans)
-            verdicts, rows, near = a.verdicts, a.coverage, a.chance
+            verdicts, rows, near = [*a.verdicts, *regression], a.coverage, a.chance
         except WidthwiseError as e:
             error = str(e)
     used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
