@@ -169,7 +169,8 @@ def readme_table(applied: list[dict]) -> str:
         "Each cell: the verdict (✓ holds, ✗ fails, else the gap) and the observed difference in the",
         "metric's units: pruned - base (rule 2-4), PPM - control at the same width (rule 5), the smallest",
         "step of the curve (trend). Margins are nats (per character for ARC-C and HellaSwag); LAMBADA",
-        "against a control is nats of log-likelihood per document. Bounds: thresholds.toml's `why`.",
+        "against a control is nats of log-likelihood per document; GSM8K's gold solutions nats per token.",
+        "Bounds: thresholds.toml's `why`.",
         "",
         "| claim | rule | status | " + " | ".join(f"{c}%" if c != "all" else "trend" for c in cols) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in cols) + " |",
@@ -197,7 +198,8 @@ ROWS = (
     ("lambada_openai/perplexity", "lambada_openai/perplexity"),
     ("mmlu/acc (5-shot)", "mmlu/acc"),
     ("mmlu/margin", "mmlu/margin"),
-    ("gsm8k flexible-extract (5-shot)", "gsm8k/exact_match,flexible-extract"),
+    ("gsm8k flexible-extract (5-shot, chat template)", "gsm8k/exact_match,flexible-extract"),
+    ("gsm8k_gold/gold_logprob (per token)", "gsm8k_gold/gold_logprob"),
     ("arc_challenge/acc_norm", "arc_challenge/acc_norm"),
     ("arc_challenge/margin (per char)", "arc_challenge/margin"),
     ("hellaswag/acc_norm", "hellaswag/acc_norm"),
@@ -296,6 +298,7 @@ SCORES = (
     ("winogrande", "margin", "nats"),
     ("truthfulqa_mc1", "margin", "nats"),
     ("truthfulqa_mc2", "score", "MC2"),
+    ("gsm8k_gold", "gold_logprob", "nats/token"),
 )
 TARGET = 0.05
 

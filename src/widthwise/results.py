@@ -19,7 +19,8 @@ so that any stage can run on another machine and `check` can merge shards:
       "headline":   {"<task>": "<task>/<metric>"}   the paper's headline metric per task (eval, paper)
       "samples":    {"<task>": [{"doc_id", "doc_hash", "prompt_hash", "target_hash", "score", "correct"...}]}
       "bench":      null | {"run_id", "role", "cells", "spread", "vs_base", ...}   (bench only, see bench/)
-      "provenance": PROVENANCE_KEYS, every key present (null where a stage has nothing to say)
+      "provenance": PROVENANCE_KEYS, every key present (null where a stage has nothing to say), and
+                    any of PROVENANCE_OPTIONAL
     }
 
 Metric keys are "<task>/<metric>" (e.g. "mmlu/acc", "ifeval/prompt_level_strict_acc",
@@ -81,6 +82,14 @@ PROVENANCE_KEYS = {
     "reference": "for transcribed Results: the paper, its data and what is known to be wrong in it",
     "stand_in": "what stood in for real hardware or weights (FakeCudaDevice, a stand-in model folder): "
     "such a Result rehearses the pipeline and is never a baseline; null for a real measurement",
+}
+
+
+# Keys only some Results carry, each with one meaning.
+PROVENANCE_OPTIONAL = {
+    "tasks_restored": "per task family that `widthwise baseline update --tasks` replaced in a stored Result: "
+    "where its records came from (reason, date, git sha, machine, CPU capability, GEMM probe, seconds); "
+    "every other key of provenance describes the run that made the rest",
 }
 
 
@@ -292,8 +301,8 @@ def validate(result: Any, where: str = "Result") -> dict[str, Any]:
         elif not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
             raise WidthwiseError(f"{where}: metric {key!r} has a non-numeric value {v!r}")
     prov = result.get("provenance")
-    if not isinstance(prov, dict) or set(prov) != set(PROVENANCE_KEYS):
-        got = set(prov) if isinstance(prov, dict) else set()
+    if not isinstance(prov, dict) or set(prov) - set(PROVENANCE_OPTIONAL) != set(PROVENANCE_KEYS):
+        got = set(prov) - set(PROVENANCE_OPTIONAL) if isinstance(prov, dict) else set()
         raise WidthwiseError(
             f"{where}: provenance must have exactly the keys of results.PROVENANCE_KEYS "
             f"(missing {sorted(set(PROVENANCE_KEYS) - got)}, unknown {sorted(got - set(PROVENANCE_KEYS))})"

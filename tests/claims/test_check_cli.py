@@ -180,6 +180,6 @@ def test_the_report_shows_chance_plan_waivers_and_pass_rates(tmp_path, capsys):
         "**Expected pass rates**",
     ):
         assert section in md
-    assert re.search(r"\| smollm2-135m-instruct \[cpu\] \| base \(2\.67x\)\s+\| 11/11\s+\|", md)
+    assert re.search(r"\| smollm2-135m-instruct \[cpu\] \| base \(2\.67x\)\s+\| 12/12\s+\|", md)
     assert "musr-holds [paper]: reported only: MuSR cannot be told from chance" in md
     assert re.search(r"ifeval-improves-2_4x\s+0\.932", md) and "whole gate: 0.660" in md

@@ -76,10 +76,13 @@ def _rules(**kw):
 
 
 def test_the_base_is_always_required():
-    groups = group_results([r for r in _stored() if r["pruning"]])
+    pruned = [r for r in _stored() if r["pruning"]]
+    groups = group_results(pruned)
     rows, missing = coverage.complete(groups, [], _rules(), MEASURED)
     assert {(v.config, v.metric) for v in missing} >= {("base (2.67x)", "ifeval"), ("base (2.67x)", "mmlu")}
-    assert len(missing) == 11  # every task the other configurations' settings name
+    named = {t for r in pruned for t in r["settings"]["tasks"]}
+    assert len(named) == 12  # the cpu suite's families
+    assert len(missing) == len(named)  # every task the other configurations' settings name
     assert not any(r.present for r in rows)
 
 

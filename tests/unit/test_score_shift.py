@@ -154,3 +154,38 @@ def test_the_gate_and_the_paired_t_bound():
     assert bd.p_value == pytest.approx(ref.pvalue, rel=1e-9)
     hi = st.t.interval(0.90, 49, loc=bd.delta, scale=bd.se)[1]  # one-sided 95% = two-sided 90%'s edge
     assert bd.bound == pytest.approx(hi, rel=1e-9) and math.isfinite(bd.bound)
+
+
+def _gold(result, scores, seed):
+    """gsm8k_gold records: a per-token gold log-probability per document and no accuracy at all."""
+    r = with_margins(result, scores, 0.0, seed)
+    recs = r["samples"].pop("hellaswag")
+    r["samples"]["gsm8k_gold"] = [
+        {k: v for k, v in x.items() if k not in ("correct", "margin")} | {"gold_logprob": s}
+        for x, s in zip(recs, scores, strict=True)
+    ]
+    r["headline"] = {**r["headline"], "gsm8k_gold": "gsm8k_gold/gold_logprob"}
+    r["metrics"]["gsm8k_gold/gold_logprob"] = {"value": sum(scores) / len(scores), "stderr": None, "n": N}
+    return r
+
+
+@pytest.mark.parametrize(("shift", "verdict"), [(-0.3, "holds"), (0.0, "fails")])
+def test_a_family_without_an_accuracy_has_no_chance_guard(pair, shift, verdict):
+    base, pruned = pair
+    b = [x - 1.2 for x in base_margins()]
+    rng = random.Random(5)
+    p = [x + shift + rng.gauss(0, 0.2) for x in b]
+    results = [_gold(base, b, 3), _gold(pruned, p, 4)]
+    (v,) = evaluate(claim(metric="gsm8k_gold/gold_logprob"), results)
+    assert v.verdict == verdict
+    assert "no chance guard" in v.observed and "at chance" not in v.observed
+
+
+def test_an_accuracy_family_without_correct_flags_still_fails_the_guard(pair):
+    base, pruned = pair
+    b = base_margins()
+    results = [with_margins(base, b, 0.55, 3), with_margins(pruned, [x - 0.5 for x in b], 0.5, 4)]
+    for rec in results[1]["samples"]["hellaswag"]:
+        del rec["correct"]
+    (v,) = evaluate(claim(), results)
+    assert v.verdict == "fails" and "no correct flags" in v.observed

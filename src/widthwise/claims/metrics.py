@@ -61,6 +61,8 @@ CONTINUOUS_SCORES = ("gold_logprob", "margin")
 for _t in CONTINUOUS_TASKS:
     for _s in CONTINUOUS_SCORES:
         EVAL[f"{_t}/{_s}"] = MetricInfo("logprob", True)
+# GSM8K's gold solutions, teacher-forced: the mean log-probability per gold token (no choices, no margin).
+EVAL["gsm8k_gold/gold_logprob"] = MetricInfo("logprob", True)
 
 # What one bench window yields (bench/timing.py), and the paper's TTLT (whole generate() wall time).
 BENCH_FIGURES: dict[str, MetricInfo] = {

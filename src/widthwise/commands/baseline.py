@@ -1,4 +1,5 @@
-"""widthwise baseline update RESULTS... --name NAME [--allow-mismatch] [--yes] [--root DIR]"""
+"""widthwise baseline update RESULTS... --name NAME [--allow-mismatch | --tasks T1,T2 --reason WHY] [--yes]
+[--root DIR]"""
 
 from __future__ import annotations
 
@@ -19,10 +20,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     u.add_argument(
         "--allow-mismatch", action="store_true", help="replace baselines made under other settings"
     )
+    u.add_argument(
+        "--tasks",
+        help="replace only these task families (comma-separated) in the stored Results of the same "
+        "configurations; every other setting, the versions and the threads must equal the stored ones",
+    )
+    u.add_argument("--reason", default="", help="with --tasks: why, recorded per family in provenance")
     u.add_argument("--yes", action="store_true", help="write the files (without it nothing is written)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from tabulate import tabulate
 
     from widthwise import baselines
@@ -35,7 +44,16 @@ def run(args: argparse.Namespace) -> int:
         raise WidthwiseError(
             "baselines/paper holds the paper's own results; store measured ones under another name"
         )
-    plan = baselines.plan_update(results, target)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks is not None else None
+    if tasks is not None and args.allow_mismatch:
+        raise WidthwiseError(
+            "--tasks replaces families only where every other setting matches; it takes no --allow-mismatch"
+        )
+    if tasks is not None:
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        plan = baselines.plan_partial(results, target, tasks, args.reason, today)
+    else:
+        plan = baselines.plan_update(results, target)
     for c in plan:
         print(
             f"{c.path}: {c.status}" + (f" (settings differ: {'; '.join(c.mismatch)})" if c.mismatch else "")

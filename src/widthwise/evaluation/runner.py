@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from widthwise.evaluation.loading import LoadedTask
+from widthwise.evaluation.scoring import count_tokens
 from widthwise.evaluation.suites import Suite
 
 BOOTSTRAP_ITERS = 1000  # lm-eval's default 100000 takes minutes on 2 cores for perplexity stderr alone
@@ -73,6 +74,7 @@ def run_lm_eval(
         )
         if out is None:
             return None
+        count_tokens(lm, items, out)  # per-token families need the model's own token counts
         for key in merged:
             merged[key].update(out.get(key, {}))
     return merged

@@ -77,6 +77,7 @@ CONTINUOUS = {
     "(per character of the choice for acc_norm)",
     "margin": "gold_logprob minus the best wrong choice's (positive exactly when the document is correct)",
 }
+# (gsm8k_gold's records keep gold_logprob too, per token of its gold solution: PER_TOKEN below.)
 
 
 def choice_record(task: Any, spec: TaskSpec, s: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -115,6 +116,40 @@ def continuous_scores(spec: TaskSpec, choices: Mapping[str, Any]) -> dict[str, f
     return {"gold_logprob": x[gold], "margin": x[gold] - wrong}
 
 
+# Families scored as one gold continuation's log-likelihood per token (GSM8K's worked solutions, forced):
+# the record keeps the summed log-likelihood (`ll`), the continuation's length in the model's own tokens
+# (`tokens`) and their ratio `gold_logprob`, the per-document score paired by score_shift and beats_control.
+PER_TOKEN = frozenset({"gsm8k_gold"})
+
+
+def count_tokens(lm: Any, loaded: list[LoadedTask], lm_out: Mapping[str, Any]) -> None:
+    """Add to each logged sample of a PER_TOKEN family `continuation_tokens`: per request, the tokens the
+    model scored, split as lm-eval's scorer splits them (TemplateLM._encode_pair: the continuation's ids
+    after the context's, a trailing space of the context moved onto the continuation)."""
+    for item in loaded:
+        if item.spec.name not in PER_TOKEN:
+            continue
+        for leaf in item.leaves:
+            for s in (lm_out.get("samples") or {}).get(leaf, []):
+                pairs = s["arguments"]
+                s["continuation_tokens"] = [len(lm._encode_pair(ctx, cont)[1]) for ctx, cont in pairs]
+
+
+def per_token_record(spec: TaskSpec, s: Mapping[str, Any]) -> dict[str, Any]:
+    """ll, tokens and gold_logprob (ll / tokens) of a one-request log-likelihood document."""
+    counts = s.get("continuation_tokens")
+    if not counts or len(counts) != 1 or len(s["filtered_resps"]) != 1:
+        raise WidthwiseError(
+            f"{spec.name}: doc {s['doc_id']}: expected one scored request and its token count"
+        )
+    resp = s["filtered_resps"][0]
+    ll = float(resp[0] if isinstance(resp, (list, tuple)) else resp)
+    n = int(counts[0])
+    if n < 1:
+        raise WidthwiseError(f"{spec.name}: doc {s['doc_id']}: an empty gold continuation")
+    return {"ll": ll, "tokens": n, "gold_logprob": ll / n}
+
+
 def sample_records(
     spec: TaskSpec, leaf: str, logged: list[dict[str, Any]], task: Any = None
 ) -> list[dict[str, Any]]:
@@ -138,6 +173,8 @@ def sample_records(
             }
             if spec.kind == "generate":
                 _generation_record(rec, spec, s)
+            if spec.name in PER_TOKEN:
+                rec.update(per_token_record(spec, s))
             choices = choice_record(task, spec, s) if task is not None else None
             if choices is not None:
                 rec["choices"] = choices
@@ -151,7 +188,9 @@ def sample_records(
             rec["metrics"][m if filt == "none" else f"{m},{filt}"] = s[m]
     for raw_id, rec in by_doc.items():
         head = rec["metrics"].get(spec.headline)
-        if spec.name in ("lambada_openai", "wikitext"):
+        if spec.name in PER_TOKEN:
+            rec["score"] = rec["gold_logprob"]
+        elif spec.name in ("lambada_openai", "wikitext"):
             # Perplexities aggregate per-document log-likelihoods; "acc" is the per-document verdict.
             rec["score"] = _number(head) if not isinstance(head, (list, tuple)) else _number(head[0])
             if "acc" in rec["metrics"]:

@@ -7,7 +7,9 @@ every multiple-choice record keeps (`<task>/margin` or `<task>/gold_logprob`, ev
   direction = "falls"  the one-sided upper bound of mean(pruned - base) is below -margin, AND the pruned
                        model's headline accuracy stays above chance (its one-sided Wilson lower bound
                        exceeds claims/chance.toml's level): a fall to chance is a collapse, not the
-                       paper's gradual loss, so a model at chance fails the claim
+                       paper's gradual loss, so a model at chance fails the claim. A family without an
+                       accuracy, whose headline is itself a log-likelihood score (gsm8k_gold), has no
+                       chance level and no guard, as LAMBADA's perplexity has none
   direction = "holds"  the lower bound is at least -margin (non-inferior)
   direction = "rises"  the lower bound is above margin
 
@@ -23,7 +25,7 @@ from typing import Any
 from widthwise import stats
 from widthwise.claims.chance import chance_of
 from widthwise.claims.evidence import base_and_pruned, paired_records, samples, selected
-from widthwise.claims.metrics import CONTINUOUS_SCORES
+from widthwise.claims.metrics import CONTINUOUS_SCORES, metric_info
 from widthwise.claims.registry import register_kind
 from widthwise.claims.verdict import Verdict, bounded, confidence, fmt, skipped
 from widthwise.errors import WidthwiseError
@@ -56,6 +58,13 @@ def gate(direction: str, bound: float, margin: float) -> bool:
     if direction == "rises":
         return bound > margin
     raise ValueError(direction)
+
+
+def has_accuracy(headline: str | None) -> bool:
+    """Does the task's headline have a chance level to guard? Not where it is a log-likelihood score or a
+    perplexity; an unknown or absent headline is guarded (and fails the guard, naming what is missing)."""
+    info = metric_info(headline) if headline else None
+    return info is None or info.type not in ("logprob", "perplexity")
 
 
 def above_chance(records: list[dict], headline: str | None, alpha: float) -> tuple[bool, str]:
@@ -98,10 +107,13 @@ def check_shift(claim: Any, group: Group) -> list[Verdict]:
         bd = stats.paired_t_bound([float(a) for a, _ in kept], [float(b) for _, b in kept], claim.alpha, side)
         ok = gate(claim.direction, bd.bound, claim.margin)
         guard = ""
-        if claim.direction == "falls" and math.isfinite(bd.bound):
-            alive, how = above_chance(ps, (pres.get("headline") or {}).get(task), claim.alpha)
+        headline = (pres.get("headline") or {}).get(task)
+        if claim.direction == "falls" and math.isfinite(bd.bound) and has_accuracy(headline):
+            alive, how = above_chance(ps, headline, claim.alpha)
             ok = ok and alive
             guard = f"; {how}{'' if alive else ': at chance, a collapse'}"
+        elif claim.direction == "falls" and math.isfinite(bd.bound):
+            guard = f"; no chance guard ({headline} is a log-likelihood score, not an accuracy)"
         bv, pv = bd.means or (math.nan, math.nan)
         out.append(
             bounded(

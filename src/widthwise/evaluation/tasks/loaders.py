@@ -93,3 +93,32 @@ def lambada_openai(test: str, **_: Any) -> datasets.DatasetDict:
         (answer,) = d["answers_text"]
         rows.append({"text": f"{d['query']} {answer}"})
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+def gsm8k_gold(test: str, **_: Any) -> datasets.DatasetDict:
+    """GSM8K main/test as oe-eval scores its gold solutions: `context` is oe-eval's fixed 8-shot
+    chain-of-thought prompt (the same for every document) + "Question: ...\\nAnswer:", `continuation` the
+    document's worked solution in that prompt's style (" ... So the answer is N."), scored teacher-forced.
+    """
+    rows: dict[int, dict[str, Any]] = {}
+    with gzip.open(test, "rt", encoding="utf-8") as f:
+        for line in f:
+            req = json.loads(line)
+            if req["doc_id"] >= _UNCOND_OFFSET:
+                continue
+            doc, r = req["doc"], req["request"]
+            if r["continuation"] != " " + doc["choices"][0] or not r["context"].endswith("\nAnswer:"):
+                raise ValueError(f"{test}: doc {req['doc_id']}: unexpected gold request layout")
+            rows.setdefault(
+                req["doc_id"],
+                {
+                    "question": doc["question"],
+                    "answer": doc["answer"],
+                    "context": r["context"],
+                    "continuation": r["continuation"],
+                },
+            )
+    ids = sorted(rows)
+    if ids != list(range(len(ids))):
+        raise ValueError(f"{test}: doc ids are not 0..{len(ids) - 1}")
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list([rows[i] for i in ids])})

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# issue 25: fresh Results of the cpu suite's GSM8K families (gsm8k at 2 documents, gsm8k_gold) for the 14
+# configurations stored in baselines/measured/cpu, two processes at a time, 1 torch thread each. They go
+# into the stored files with `widthwise baseline update --tasks gsm8k,gsm8k_gold` (nothing else re-measured).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/restore}
+mkdir -p "$OUT"
+export WIDTHWISE_DATA_DIR=${WIDTHWISE_DATA_DIR:-../shared/data}
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+PY=${PY:-.nox/tests/bin/python}  # a venv with widthwise installed, e.g. nox -s tests made
+configs=(
+  "base|"
+  "ppm-pct2|--method ppm --pct 2" "ppm-pct5|--method ppm --pct 5" "ppm-pct10|--method ppm --pct 10"
+  "ppm-pct15|--method ppm --pct 15" "ppm-pct20|--method ppm --pct 20" "ppm-pct30|--method ppm --pct 30"
+  "ppm-pct40|--method ppm --pct 40" "ppm-pct50|--method ppm --pct 50" "ppm-pct60|--method ppm --pct 60"
+  "random-pct20|--method random --seed 0 --pct 20" "random-pct40|--method random --seed 0 --pct 40"
+  "ppm-reverse-pct20|--method ppm-reverse --pct 20" "ppm-reverse-pct40|--method ppm-reverse --pct 40"
+)
+one() {
+  local name=${1%%|*} flags=${1#*|}
+  # shellcheck disable=SC2086
+  $PY -m widthwise eval smollm2-135m-instruct --suite cpu --tasks gsm8k,gsm8k_gold $flags \
+    --threads 1 --no-cache --force --out "$OUT/$name.json" >"$OUT/$name.log" 2>&1 \
+    && echo "$name done $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+export -f one
+export PY OUT
+echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
+t0=$(date +%s)
+printf '%s\n' "${configs[@]}" | xargs -P 2 -I{} bash -c 'one "$@"' _ {}
+echo "end $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) wall $(( $(date +%s) - t0 )) s"
