@@ -20,6 +20,10 @@ from widthwise.results import read_result
 
 CPU = Path(__file__).resolve().parents[2] / "baselines" / "measured" / "cpu"
 CONFIGS = (("base", None, 0.0), ("ppm-pct40", "ppm", 40.0), ("ppm-reverse-pct40", "ppm-reverse", 40.0))
+# The stored base's task families and documents: what each configuration's folded regression line counts.
+_BASE = read_result(CPU / "smollm2-135m-instruct_base_cpu.json")
+SUITE_TASKS = len(_BASE["samples"])
+SUITE_DOCS = sum(len(recs) for recs in _BASE["samples"].values())
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +66,11 @@ def test_the_default_sweep_fits_a_screen(stored):
         assert any(line.startswith(cid + " ") for line in lines), cid
     for cid in reported:
         assert sum(line.startswith(f"{cid} [") for line in lines) == 1, cid
-    # 33 regression verdicts (11 tasks at 3 configurations) that hold: one line per configuration.
-    assert sum(v.kind == "regression" for v in chk.verdicts) == 33
+    # One regression verdict per task at 3 configurations, all holding: one line per configuration.
+    tasks, docs = SUITE_TASKS, SUITE_DOCS
+    assert sum(v.kind == "regression" for v in chk.verdicts) == 3 * tasks
     folded = [line for line in lines if line.startswith("regression ")]
-    assert len(folded) == 3 and all("11 tasks: 0 of 1170 documents changed" in x for x in folded)
+    assert len(folded) == 3 and all(f"{tasks} tasks: 0 of {docs} documents changed" in x for x in folded)
     (na,) = [line for line in lines if "not applicable" in line]
     assert na.startswith(f"{len(chk.not_applicable)} claims not applicable to these Results")
     # The names are in report.md, not here (a whole id: "gsm8k-drops" is inside "cpu-gsm8k-drops").
@@ -105,7 +110,8 @@ def test_a_failing_gate_says_why_on_the_screen(stored):
     # The regression rows of a configuration with a changed task: that task alone, the rest folded.
     row = r"^regression +smollm2-135m-instruct \[cpu\] +pct 40 \(1\.60x\) +"
     assert re.search(row + r"hellaswag: 80 of 80 documents changed .* FAILS$", text, re.M)
-    assert re.search(row + r"10 other tasks: 0 of 1090 documents changed .* holds$", text, re.M)
+    rest = rf"{SUITE_TASKS - 1} other tasks: 0 of {SUITE_DOCS - 80} documents changed .* holds$"
+    assert re.search(row + rest, text, re.M)
     assert "missing: lambada_openai/perplexity" in text
     assert lines[-len(fails) - len(missing) - 1].startswith(f"exit 1: {len(fails) + len(missing)} gating")
 
