@@ -14,10 +14,11 @@ from pathlib import Path
 HELP = "Prune, evaluate and bench a model at every configuration, then check the claims and report."
 
 # The main job (`nox -s sweep`, `widthwise sweep` with no arguments) runs where the CPU tier's gating
-# claims live: at 40% the stored baselines (baselines/measured/cpu) back cpu-lambada-perplexity-rises and
-# cpu-ppm-beats-ppm-reverse-{lambada, arc_challenge-margin, hellaswag-margin, truthfulqa_mc1-margin}
-# (thresholds.toml), so base, PPM 40% and the ppm-reverse control at 40% gate five claims, and each of the
-# three is compared document by document with its stored baseline. Not random: PPM does not beat it on
+# claims live: at 40% the stored baselines (baselines/measured/cpu) back cpu-lambada-perplexity-rises,
+# cpu-gsm8k-gold-logprob-falls and cpu-ppm-beats-ppm-reverse-{lambada, arc_challenge-margin,
+# hellaswag-margin, truthfulqa_mc1-margin, gsm8k-gold-logprob} (thresholds.toml), so base, PPM 40% and the
+# ppm-reverse control at 40% gate seven claims, and each of the three is compared document by document
+# with its stored baseline. Not random: PPM does not beat it on
 # this model at any stored width (every cpu-ppm-beats-random claim is reported only), so a fourth
 # evaluation would gate nothing. Three evaluations spread over two workers in units of task families
 # (widthwise.schedule) fit the 15-minute goal on a machine whose 1-thread GEMM probe reads 200 GFLOP/s.
