@@ -20,6 +20,8 @@ class MetricInfo:
     # proportion | score (mean of [0, 1] scores) | logprob (nats) | perplexity | energy | throughput | latency
     type: str
     higher_is_better: bool
+    # How a paired difference of this metric reads in a verdict; empty where the type says it all.
+    unit: str = ""
 
     @property
     def efficiency(self) -> bool:
@@ -51,8 +53,8 @@ EVAL: dict[str, MetricInfo] = {k: MetricInfo("proportion", True) for k in _PROPO
 EVAL["ifeval/degenerate_share"] = MetricInfo("proportion", False)
 EVAL["truthfulqa_mc2/acc"] = MetricInfo("score", True)
 for _k in ("wikitext/word_perplexity", "wikitext/byte_perplexity", "wikitext/bits_per_byte"):
-    EVAL[_k] = MetricInfo("perplexity", False)
-EVAL["lambada_openai/perplexity"] = MetricInfo("perplexity", False)
+    EVAL[_k] = MetricInfo("perplexity", False, "nats/doc log-likelihood")
+EVAL["lambada_openai/perplexity"] = MetricInfo("perplexity", False, "nats/doc log-likelihood")
 # Per-document continuous scores of the multiple-choice tasks (evaluation/scoring.CONTINUOUS), in nats
 # (per character where the headline is acc_norm): the mean gold log-likelihood and the margin over the best
 # wrong choice. The score_shift kind pairs them per document.
@@ -60,9 +62,9 @@ CONTINUOUS_TASKS = ("mmlu", "arc_challenge", "hellaswag", "boolq", "piqa", "wino
 CONTINUOUS_SCORES = ("gold_logprob", "margin")
 for _t in CONTINUOUS_TASKS:
     for _s in CONTINUOUS_SCORES:
-        EVAL[f"{_t}/{_s}"] = MetricInfo("logprob", True)
+        EVAL[f"{_t}/{_s}"] = MetricInfo("logprob", True, "nats")
 # GSM8K's gold solutions, teacher-forced: the mean log-probability per gold token (no choices, no margin).
-EVAL["gsm8k_gold/gold_logprob"] = MetricInfo("logprob", True)
+EVAL["gsm8k_gold/gold_logprob"] = MetricInfo("logprob", True, "nats/token")
 
 # What one bench window yields (bench/timing.py), and the paper's TTLT (whole generate() wall time).
 BENCH_FIGURES: dict[str, MetricInfo] = {

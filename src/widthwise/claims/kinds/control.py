@@ -113,7 +113,7 @@ def check_beats_control(claim: Any, group: Group) -> list[Verdict]:
         if isinstance(bd, str):
             out.append(missing(claim, group, cfg, bd))
             continue
-        unit = {"perplexity": " nats/doc log-likelihood", "logprob": " nats/doc"}.get(info.type, "")
+        unit = f" {info.unit}" if info.unit else ""
         values = f"{float(m['value']):.4g} vs {claim.control} {float(c['value']):.4g}"
         out.append(
             bounded(
