@@ -78,8 +78,10 @@ def with_answers(result):
 
 
 def test_extracted_answers_are_compared_where_both_records_have_them(stored):
+    for rec in stored["samples"]["gsm8k"]:
+        rec.pop("answers", None)  # as a file stored before answers were recorded
     fresh = with_answers(stored)
-    v = verdict(fresh, stored, "gsm8k")  # stored before answers were recorded: compared on the rest
+    v = verdict(fresh, stored, "gsm8k")  # compared on the rest
     assert v.verdict == "holds" and "stored records lack answers" in v.method
     both = with_answers(stored)
     fresh = copy.deepcopy(both)

@@ -383,6 +383,7 @@ def test_a_tasks_backend_is_its_own_under_auto():
     auto = copy.deepcopy(base)
     auto["settings"]["backend"] = "auto"
     auto["settings"]["tasks"]["ifeval"]["backend"] = "vllm"
+    auto["provenance"]["profile"]["tasks"]["ifeval"].pop("backend", None)  # the settings' record then
     auto["provenance"]["profile"]["tasks"]["mmlu"]["backend"] = "hf"
     assert tmod.backend_of_task(auto, "ifeval") == "vllm" and tmod.backend_of_task(auto, "mmlu") == "hf"
 
