@@ -234,8 +234,16 @@ def environment_mismatch(fresh: Mapping[str, Any], stored: Mapping[str, Any]) ->
     return out
 
 
-def _method(fresh: Mapping[str, Any], stored: Mapping[str, Any], tol: Tolerance, lacking: set[str]) -> str:
-    a, b = _provenance(fresh, CAPABILITY), _provenance(stored, CAPABILITY)
+def _capability(r: Mapping[str, Any], task: str) -> Any:
+    """The kernel level a task family ran at: a family re-stored by `baseline update --tasks` says its own."""
+    restored = _provenance(r, ("tasks_restored", task)) or {}
+    return restored.get("torch_cpu_capability") or _provenance(r, CAPABILITY)
+
+
+def _method(
+    fresh: Mapping[str, Any], stored: Mapping[str, Any], task: str, tol: Tolerance, lacking: set[str]
+) -> str:
+    a, b = _capability(fresh, task), _capability(stored, task)
     levels = f"{a} vs {b}: " if a and b and a != b else ""
     out = f"paired by doc_id, doc and prompt hashes must match; {levels}tolerance {tol.describe()}"
     if lacking:
@@ -309,7 +317,7 @@ def compare(
                 bound=f"<= {max_changed} changed, log-likelihood RMS <= {tolerance.rms:g} of tolerance",
                 n=len(pairs),
                 mde="—",
-                method=_method(fresh, stored, tolerance, lacking),
+                method=_method(fresh, stored, task, tolerance, lacking),
                 value=float(len(changed)),
                 threshold=float(max_changed),
             )
