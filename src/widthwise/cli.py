@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "check": "widthwise.commands.check",
     "report": "widthwise.commands.report",
     "baseline": "widthwise.commands.baseline",
+    "claims": "widthwise.commands.claims",
     "fetch-data": "widthwise.commands.fetch_data",
     "doctor": "widthwise.commands.doctor",
 }

@@ -7,7 +7,6 @@ pruning did nothing, or whose pruned model stopped being worse, must fail them.
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -30,35 +29,34 @@ def cpu_claims(claims):
 
 
 def gating(claims):
-    """The CPU claims that turn a build red: those the rule found holding at every width they cover."""
+    """The CPU claims that turn a build red: frozen - demoted in gating.toml (claims check keeps
+    thresholds.toml to that set)."""
     return [c for c in cpu_claims(claims) if not c.reported_only]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("cpu_claims", ROOT / "tools" / "cpu_claims.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_the_cpu_claims_are_the_rule_applied_to_the_stored_sweep(capsys):
-    """thresholds.toml's CPU block and the README's table are what rule.toml gives on these Results: a
-    claim's status cannot be edited by hand, only by changing the rule (and the test shows the diff)."""
-    assert _tool().main(["--check"]) == 0, capsys.readouterr().out
+    """thresholds.toml's CPU block and the README's table are what rule.toml and gating.toml give on these
+    Results, and every frozen gating claim holds on them (`widthwise claims check --tier cpu`)."""
+    from widthwise.cli import main
+
+    assert main(["claims", "check", "--tier", "cpu", "--thresholds", str(ROOT / "thresholds.toml")]) == 0, (
+        capsys.readouterr().out
+    )
 
 
-def test_a_hand_edit_of_the_generated_block_is_caught(tmp_path, monkeypatch, capsys):
+def test_a_hand_edit_of_the_generated_block_is_caught(tmp_path):
     """Promoting a reported-only claim to gating by deleting its reported_only line fails the check."""
-    tool = _tool()
-    text = tool.THRESHOLDS.read_text()
+    from widthwise.claims import rules
+
+    text = (ROOT / "thresholds.toml").read_text()
     start = text.index("[claims.cpu-hellaswag-margin-falls]")
     cut = text.index("reported_only = ", start)
     end = text.index('"""', text.index('"""', cut) + 3) + 3
     edited = tmp_path / "thresholds.toml"
     edited.write_text(text[:cut] + text[end + 1 :])
-    monkeypatch.setattr(tool, "THRESHOLDS", edited)
-    assert tool.main(["--check"]) == 1
-    assert "thresholds.toml: not what the rule gives" in capsys.readouterr().out
+    bad = rules.problems(rules.layout("cpu", edited, CPU))
+    assert any("thresholds.toml: not what the rule and gating.toml give" in b for b in bad), bad
+    assert any(b.startswith("cpu-hellaswag-margin-falls: gates on cpu") for b in bad), bad
 
 
 def test_gating_cpu_claims_hold_and_the_rest_are_reported(claims, stored):
