@@ -90,6 +90,8 @@ PROVENANCE_OPTIONAL = {
     "tasks_restored": "per task family that `widthwise baseline update --tasks` replaced in a stored Result: "
     "where its records came from (reason, date, git sha, machine, CPU capability, GEMM probe, seconds); "
     "every other key of provenance describes the run that made the rest",
+    "demotions": "gating claims that the `widthwise baseline update` writing this Result demoted (--demote): "
+    "[{claim, reason, date}], as appended to the tier's gating.toml",
 }
 
 

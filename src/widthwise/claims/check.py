@@ -10,6 +10,7 @@ from typing import Any
 from widthwise.claims import coverage, regression
 from widthwise.claims.chance import Distance
 from widthwise.claims.engine import assess, exit_code, unchecked, waivers_used
+from widthwise.claims.gating import Demotion
 from widthwise.claims.spec import Claim
 from widthwise.claims.verdict import Verdict
 from widthwise.errors import WidthwiseError
@@ -25,6 +26,7 @@ class Check:
     coverage: list[coverage.Row] = field(default_factory=list)  # planned or required versus present
     waivers: list[tuple[str, str, str]] = field(default_factory=list)  # (claim, tier, why) that were used
     chance: list[Distance] = field(default_factory=list)  # claimed metrics' distance above chance
+    demotions: list[Demotion] = field(default_factory=list)  # gating claims demoted (claims/gating.py)
 
     @property
     def exit_code(self) -> int:
@@ -56,4 +58,11 @@ def check(
         seen = ", ".join(sorted({f"{g.model} [{g.tier}]" for g in group_results(results)}))
         also = " (verdicts were reached only on the --baselines Results)" if verdicts else ""
         raise WidthwiseError(f"no claim in {where} applies to these Results ({seen}){also}")
-    return Check(verdicts, unchecked(claims, verdicts), a.coverage, waivers_used(claims, verdicts), a.chance)
+    return Check(
+        verdicts,
+        unchecked(claims, verdicts),
+        a.coverage,
+        waivers_used(claims, verdicts),
+        a.chance,
+        list(getattr(claims, "demotions", [])),
+    )

@@ -232,6 +232,9 @@ class Thresholds(list):
     def __init__(self, claims: Any = (), tiers: Mapping[str, TierRule] | None = None) -> None:
         super().__init__(claims)
         self.tiers: dict[str, TierRule] = dict(tiers or {})
+        # Gating claims demoted in the checkout's baselines/measured/*/gating.toml (claims/gating.py): every
+        # check and report lists them, so a claim that stopped gating is never out of sight.
+        self.demotions: list[Any] = []
 
 
 TIER_KEYS = frozenset({"models", "pcts", "bench", "why", "requires"})
@@ -334,7 +337,11 @@ def load_thresholds(path: Path) -> Thresholds:
         raise WidthwiseError(f"{path}: no such thresholds file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise WidthwiseError(f"{path}: not valid TOML ({e})") from None
-    return parse_thresholds(data, str(path))
+    out = parse_thresholds(data, str(path))
+    from widthwise.claims.gating import demotions_beside
+
+    out.demotions = demotions_beside(path)
+    return out
 
 
 def default_thresholds() -> Path:

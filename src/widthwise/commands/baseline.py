@@ -1,10 +1,14 @@
-"""widthwise baseline update RESULTS... --name NAME [--allow-mismatch | --tasks T1,T2 --reason WHY] [--yes]
-[--root DIR]"""
+"""widthwise baseline update RESULTS... --name NAME [--allow-mismatch | --tasks T1,T2 --reason WHY]
+[--demote CLAIM ... --reason WHY] [--yes] [--root DIR] [--thresholds FILE]"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # commands import their stage only when run (cli.py)
+    from widthwise.claims import freeze
 
 HELP = "Manage stored baselines: `update` shows each metric's change and writes only with --yes."
 
@@ -25,7 +29,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replace only these task families (comma-separated) in the stored Results of the same "
         "configurations; every other setting, the versions and the threads must equal the stored ones",
     )
-    u.add_argument("--reason", default="", help="with --tasks: why, recorded per family in provenance")
+    u.add_argument(
+        "--reason",
+        default="",
+        help="with --tasks: why, recorded per family in provenance; with --demote: why the claims stop gating"
+        "",
+    )
+    u.add_argument(
+        "--demote",
+        action="append",
+        default=[],
+        metavar="CLAIM",
+        help="a measured tier's gating claim this update makes fail: demote it (gating.toml, provenance, "
+        "thresholds.toml) instead of refusing the update; repeatable, one --reason for all",
+    )
+    u.add_argument(
+        "--thresholds", type=Path, help="claims file (default: ./thresholds.toml, else the checkout's)"
+    )
     u.add_argument("--yes", action="store_true", help="write the files (without it nothing is written)")
 
 
@@ -35,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from widthwise import baselines
+    from widthwise.claims import freeze
     from widthwise.errors import WidthwiseError
     from widthwise.results import collect_results
 
@@ -76,11 +97,59 @@ def run(args: argparse.Namespace) -> int:
         baselines.refuse_mismatch(plan)
     todo = [c for c in plan if c.status != "unchanged"]
     if not todo:
+        if args.demote:
+            raise WidthwiseError("--demote: nothing to update, so no gating claim is made to fail")
         print(f"{target}: already up to date")
         return 0
+    outcome = _guard(args, target, todo)
     if not args.yes:
         print(f"dry run: {len(todo)} file(s) would be written under {target}; pass --yes to write them")
         return 0
+    if outcome is not None and outcome.demotions:
+        for c in todo:
+            c.result = freeze.record(c.result, outcome.demotions)
     written = baselines.apply(plan)
     print(f"wrote {len(written)} file(s) under {target}")
+    if outcome is not None:
+        from widthwise.claims import rules
+
+        for p in rules.write_texts(outcome.texts):
+            print(f"wrote {p}")
+        for d in outcome.demotions:
+            print(f"demoted {d.line()}")
+            if not outcome.generated:
+                print(
+                    f"  mark {d.claim} reported_only in thresholds.toml by hand: "
+                    "`widthwise claims check` fails till then"
+                )
     return 0
+
+
+def _guard(args: argparse.Namespace, target: Path, todo: list) -> freeze.Outcome | None:
+    """A measured tier's gate: refuse when the update makes a gating claim fail and --demote does not name
+    it (WidthwiseError); else what to write besides the Results."""
+    from datetime import UTC, datetime
+
+    from widthwise.claims import default_thresholds, freeze
+    from widthwise.errors import WidthwiseError
+
+    if not freeze.guarded(target):
+        if args.demote:
+            raise WidthwiseError(f"--demote: {target} is not a measured tier with a gating.toml")
+        return None
+    update = f"widthwise baseline update --name {args.name}" + (
+        f" --tasks {args.tasks}" if args.tasks else ""
+    )
+    update += ": " + ", ".join(f"{c.path.name} {c.status}" for c in todo)
+    outcome = freeze.guard_update(
+        target,
+        args.thresholds or default_thresholds(),
+        {c.path: c.result for c in todo},
+        args.demote,
+        args.reason,
+        datetime.now(UTC).strftime("%Y-%m-%d"),
+        update,
+    )
+    for d in outcome.demotions:
+        print(f"would demote {d.line()}" if not args.yes else f"demoting {d.claim}")
+    return outcome

@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             "coverage": [dataclasses.asdict(r) for r in chk.coverage],
             "waivers": [{"claim": c, "tier": t, "why": w} for c, t, w in chk.waivers],
             "chance": [dataclasses.asdict(d) for d in chk.chance],
+            "demotions": [dataclasses.asdict(d) for d in chk.demotions],
         }
         print(json.dumps(out, indent=1))
     else:

@@ -25,6 +25,7 @@ from widthwise.report.tables import (
     append_step_summary,
     check_markdown,
     check_text,
+    demotions_markdown,
     departures,
     gaps_markdown,
     metric_table,
@@ -111,6 +112,7 @@ def write_report(
     chance: Sequence[Distance] = (),
     pass_rates: str | None = None,
     not_applicable: Sequence[str] = (),
+    demotions: Sequence[Any] = (),
 ) -> list[Path]:
     """report.md, plus PNGs under plots/. It leads with the run's own tiers (own_tiers): their verdicts
     (planned versus present, waivers, chance), the claims that did not apply, and one metric table per
@@ -133,6 +135,8 @@ def write_report(
                 + ", ".join(not_applicable),
                 "",
             ]
+    if demotions:  # whatever the run's tiers: a demoted claim no longer gates anywhere it was frozen
+        md += [demotions_markdown(demotions)]
     if pass_rates:
         md += ["**Expected pass rates**", "", "```", pass_rates, "```", ""]
     md += ["## Results", "", *_tables_md([g for g in groups if g.tier in own])]
@@ -219,7 +223,8 @@ def report(
     used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
     idle = unchecked(claims, verdicts) if (claims is not None and verdicts is not None) else []
     rates = pass_rates_section(claims, results) if (pass_rates and claims is not None) else None
-    paths = write_report(results, out, verdicts, rows, used, near, rates, idle)
+    demoted = list(getattr(claims, "demotions", [])) if claims is not None else []
+    paths = write_report(results, out, verdicts, rows, used, near, rates, idle, demoted)
     return Report(paths, verdicts, error)
 
 

@@ -12,6 +12,7 @@ from tabulate import tabulate
 from widthwise.claims.chance import Distance
 from widthwise.claims.check import Check
 from widthwise.claims.coverage import Row
+from widthwise.claims.gating import Demotion
 from widthwise.claims.metrics import metric_info
 from widthwise.claims.verdict import Verdict, failing, fmt
 from widthwise.names import short_name
@@ -276,9 +277,24 @@ def check_text(chk: Check) -> str:
             f"{n} claim{'s' if n != 1 else ''} not applicable to these Results (no matching tier or model, "
             "or nothing planned that they select): see report.md or `widthwise check --json`"
         )
+    lines += demotion_lines(chk.demotions)
     lines += [summary_line(verdicts), exit_line(verdicts)]
     lines += [v.message for v in verdicts if failing(v)]
     return "\n".join(lines)
+
+
+def demotion_lines(demotions: Sequence[Demotion]) -> list[str]:
+    """One line per gating claim demoted by a baseline update (gating.toml): shown on every run, since a
+    demoted claim no longer turns the build red."""
+    return [f"demoted gating claims: {d.line()}" for d in demotions]
+
+
+def demotions_markdown(demotions: Sequence[Demotion]) -> str:
+    if not demotions:
+        return ""
+    return "\n**Demoted gating claims** (gating.toml)\n\n" + "".join(
+        f"- demoted gating claims: {_md_cell(d.line())}\n" for d in demotions
+    )
 
 
 def gaps_markdown(
@@ -309,6 +325,7 @@ def gaps_markdown(
 def check_markdown(chk: Check) -> str:
     """The step summary of a check: the table, planned versus present, waivers, what did not apply."""
     md = verdict_markdown(chk.verdicts) + gaps_markdown(chk.coverage, chk.waivers, chk.chance)
+    md += demotions_markdown(chk.demotions)
     if chk.not_applicable:
         md += f"\nNot applicable to these Results: {', '.join(chk.not_applicable)}\n"
     return md
