@@ -8,7 +8,9 @@ pruned configuration are above chance; keeps_above_chance claims are stated agai
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -16,20 +18,42 @@ from typing import Any
 
 from widthwise.points import Group
 
+# A position beats a uniform guess "clearly" when it holds more golds than a uniform guess expects by more
+# than this many binomial sd: 3 keeps chance-level imbalance (HellaSwag's best position, +1.7 sd) out.
+CLEAR_SD = 3.0
+
 
 @dataclass(frozen=True)
 class Chance:
     value: float | None  # None: no chance level is known (why says so)
     why: str
+    rule: str | None = None  # how a computed value was computed (chance.toml header)
+    split: str | None = None  # the split it was computed on ...
+    n: int | None = None  # ... and its number of documents
 
 
 @functools.cache
 def levels() -> dict[str, Chance]:
     text = resources.files("widthwise.claims").joinpath("chance.toml").read_text(encoding="utf-8")
     return {
-        k: Chance(t.get("value"), " ".join(t["why"].split()))
+        k: Chance(t.get("value"), " ".join(t["why"].split()), t.get("rule"), t.get("split"), t.get("n"))
         for k, t in tomllib.loads(text)["metrics"].items()
     }
+
+
+def content_free(golds: Sequence[int], ks: Sequence[int]) -> tuple[str, float]:
+    """(rule, value): the score of the best content-free answer to documents with gold index golds[i] of
+    ks[i] choices. Two choices: the majority class. More: a uniform guess (mean 1/k), unless one position
+    is clearly over-represented (CLEAR_SD), and then always answering that position."""
+    n, count = len(golds), Counter(golds)
+    if set(ks) == {2}:
+        return "majority class", max(count.values()) / n
+    best = max(count, key=lambda j: (count[j], -j))
+    p = [1 / k for k in ks if k > best]
+    sd = math.sqrt(sum(x * (1 - x) for x in p))
+    if sd > 0 and (count[best] - sum(p)) / sd > CLEAR_SD:
+        return "constant position", count[best] / n
+    return "uniform 1/k", sum(1 / k for k in ks) / n
 
 
 def chance_of(metric: str) -> Chance | None:
