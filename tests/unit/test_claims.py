@@ -394,3 +394,21 @@ def test_schema_2_results_read_with_scoring_and_profile_unknown_not_guessed():
     r = load(json.loads(json.dumps(v2)), "schema 2")
     assert r["schema"] == SCHEMA and r["provenance"]["scoring"] is None and r["provenance"]["profile"] is None
     assert r["samples"] == v2["samples"] and r["settings"] == v2["settings"]
+
+
+def test_reported_only_per_tier_gates_the_paper_tier_and_reports_on_the_named_one():
+    """reported_only.gpu: the GPU gate's design leaves a claim out of that tier's gate only; the paper's
+    tables are still held to it, and a tier the claim does not measure cannot be named."""
+    base = {
+        "statement": "s",
+        "metric": "mmlu/acc",
+        "kind": "drop",
+        "models": ["meta-llama/Llama-3.2-1B"],
+        "tiers": ["paper", "gpu"],
+        "configs": "all_pruned",
+    }
+    (c,) = parse_thresholds({"claims": {"c": {**base, "reported_only": {"gpu": "misses its share"}}}})
+    assert c.reported("gpu") == "misses its share" and c.reported("paper") == "" and not c.reported_only
+    for bad in ({"paper": "why"}, {"cpu": "why"}, {"gpu": " "}, {}):
+        with pytest.raises(WidthwiseError, match="reported_only"):
+            parse_thresholds({"claims": {"c": {**base, "reported_only": bad}}})

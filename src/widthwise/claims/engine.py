@@ -52,7 +52,7 @@ def required(claim: Claim, verdicts: list[Verdict]) -> list[Verdict]:
         # A reported-only claim is shown, whatever it found, and never turns the build red; a gap still
         # does (missing anywhere, unmeasurable or unpaired on a measured tier unless waived), because the
         # report cannot show what is not there.
-        out.append(reported(v) if claim.reported_only and v.verdict in ("holds", "fails") else v)
+        out.append(reported(v) if claim.reported(v.tier) and v.verdict in ("holds", "fails") else v)
     return out
 
 
@@ -111,7 +111,7 @@ def waivers_used(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[t
         if v.verdict == "waived":
             out.add((v.claim, v.tier, by_id[v.claim].waiver(v.tier) or ""))
         elif v.verdict == "reported":
-            out.add((v.claim, v.tier, f"reported only: {by_id[v.claim].reported_only}"))
+            out.add((v.claim, v.tier, f"reported only: {by_id[v.claim].reported(v.tier)}"))
     return sorted(out)
 
 

@@ -155,7 +155,7 @@ def gating_verdicts(
     if lay.generated:
         return {a.id: list(a.verdicts) for a in apply(lay.rule, results, g) if a.gating}
     claims = [
-        replace(c, reported_only="")
+        replace(c, reported_only="", reported_on=())
         for c in load_thresholds(lay.thresholds)
         if lay.tier in c.tiers and c.id in g.gating
     ]
@@ -289,7 +289,7 @@ def problems(lay: Layout) -> list[str]:
     # On a generated tier the stored Results are the whole tier, so a gating claim must have verdicts there.
     why = failures(gating_verdicts(lay, results, g), need_evidence=lay.generated)
     out += [f"{c}: frozen gating claim does not hold on the stored Results: {m}" for c, m in why.items()]
-    now = {c.id for c in load_thresholds(lay.thresholds) if lay.tier in c.tiers and not c.reported_only}
+    now = {c.id for c in load_thresholds(lay.thresholds) if lay.tier in c.tiers and not c.reported(lay.tier)}
     out += [
         f"{c}: gates on {lay.tier} in {lay.thresholds.name} but is not in {g.path}'s frozen - demoted"
         for c in sorted(now - set(g.gating))

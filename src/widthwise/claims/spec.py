@@ -49,6 +49,10 @@ class Claim:
     direction: str | None = None  # score_shift: falls | holds | rises
     # Verdicts are shown, never gate: the claim cannot be told from chance (the report prints why).
     reported_only: str = ""
+    # Measured tiers where the claim is reported only, with why (reported_only = {tier = "why"}): the GPU
+    # gate's design keeps a claim the paper's n cannot gate at 95% out of that tier's gate, while the paper
+    # tier still holds the paper's tables to it.
+    reported_on: tuple[tuple[str, str], ...] = ()
     # Measured tiers where this claim accepts a value that cannot be measured or paired (not measurable,
     # skipped), with why: a waived gap is listed in the report, never counted as holding. Missing is
     # never waived.
@@ -57,6 +61,10 @@ class Claim:
 
     def waiver(self, tier: str) -> str | None:
         return dict(self.optional).get(tier)
+
+    def reported(self, tier: str) -> str:
+        """Why the claim only reports on this tier ("" where it gates)."""
+        return self.reported_only or dict(self.reported_on).get(tier, "")
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -88,20 +96,25 @@ def _selection(cid: str, t: Mapping[str, Any], kw: dict[str, Any]) -> None:
 
 def _optional(cid: str, v: Any, tiers: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """optional = "why" (every measured tier the claim lists) or {tier = "why"}; a reason is required."""
-    measured = [x for x in tiers if x in MEASURED]
     if isinstance(v, str):
-        v = {x: v for x in measured}
+        v = {x: v for x in tiers if x in MEASURED}
+    return _tier_reasons(cid, "optional", v, tiers)
+
+
+def _tier_reasons(cid: str, key: str, v: Any, tiers: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """{tier = "why"} over measured tiers of the claim, each with a reason (optional, reported_only)."""
+    measured = [x for x in tiers if x in MEASURED]
     if not isinstance(v, dict) or not v:
-        raise WidthwiseError(f"claim {cid!r}: optional must be a reason string or a table {{tier = reason}}")
+        raise WidthwiseError(f"claim {cid!r}: {key} must be a reason string or a table {{tier = reason}}")
     out = []
     for tier, why in v.items():
         if tier not in measured:
             raise WidthwiseError(
-                f"claim {cid!r}: optional names tier {tier!r}, not a measured tier of this claim "
+                f"claim {cid!r}: {key} names tier {tier!r}, not a measured tier of this claim "
                 f"({', '.join(measured) or 'none'}); the paper tier keeps its own rules"
             )
         if not isinstance(why, str) or not why.strip():
-            raise WidthwiseError(f"claim {cid!r}: optional.{tier} needs a reason (a non-empty string)")
+            raise WidthwiseError(f"claim {cid!r}: {key}.{tier} needs a reason (a non-empty string)")
         out.append((tier, " ".join(why.split())))
     return tuple(out)
 
@@ -163,9 +176,12 @@ def parse_claim(cid: str, t: Any) -> Claim:
     if "optional" in t:
         kw["optional"] = _optional(cid, t["optional"], kw["tiers"])
     if "reported_only" in t:
-        if not isinstance(t["reported_only"], str) or not t["reported_only"].strip():
+        if isinstance(t["reported_only"], dict):
+            kw["reported_on"] = _tier_reasons(cid, "reported_only", t["reported_only"], kw["tiers"])
+        elif not isinstance(t["reported_only"], str) or not t["reported_only"].strip():
             raise WidthwiseError(f"claim {cid!r}: reported_only needs a reason (a non-empty string)")
-        kw["reported_only"] = " ".join(t["reported_only"].split())
+        else:
+            kw["reported_only"] = " ".join(t["reported_only"].split())
     if "why" in t:
         if not isinstance(t["why"], str):
             raise WidthwiseError(f"claim {cid!r}: why must be a string")

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"demoted {d.line()}")
             if not outcome.generated:
                 print(
-                    f"  mark {d.claim} reported_only in thresholds.toml by hand: "
+                    f'  give {d.claim} reported_only.{d.tier} = "why" in thresholds.toml by hand: '
                     "`widthwise claims check` fails till then"
                 )
     return 0
