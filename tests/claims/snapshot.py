@@ -18,23 +18,24 @@ SNAPSHOT = Path(__file__).with_name("thresholds.snapshot.json")
 KEPT = (
     "kind", "metric", "metric_y", "models", "tiers", "configs", "pcts", "ratios", "methods", "alpha",
     "margin", "tolerance", "bound", "r_at_most", "r_at_least", "fraction", "exclude_degenerate", "control",
-    "optional", "reported_only", "direction",
+    "optional", "reported_only", "reported_on", "direction",
 )  # fmt: skip
 
 
 def snapshot() -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from widthwise.claims import load_thresholds
-    from widthwise.claims.passrate import RUNS, SEED, pass_rates
+    from widthwise.claims.design import design
     from widthwise.results import collect_results
 
     claims = load_thresholds(ROOT / "thresholds.toml")
-    rates, whole = pass_rates(claims, collect_results([ROOT / "baselines" / "paper"]))
-    by_id = {r.claim: r.rate for r in rates}
-    out: dict = {"pass_rates": {"runs": RUNS, "seed": SEED, "whole_gate": whole}, "claims": {}, "tiers": {}}
+    d = design(claims, collect_results([ROOT / "baselines" / "paper"]), full=False)
+    by_id = {r.claim: round(r.rate, 4) for r in d.claims}
+    gate = {"runs": d.rule.runs, "seed": d.rule.seed, "concordance": d.rule.concordance}
+    out: dict = {"pass_rates": {**gate, "whole_gate": round(d.whole, 4)}, "claims": {}, "tiers": {}}
     for c in claims:
         d = dataclasses.asdict(c)
-        out["claims"][c.id] = {k: d[k] for k in KEPT} | {"expected_pass_rate": by_id[c.id]}
+        out["claims"][c.id] = {k: d[k] for k in KEPT} | {"expected_pass_rate": by_id.get(c.id)}
     out["tiers"] = {name: dataclasses.asdict(rule) for name, rule in claims.tiers.items()}
     return json.loads(json.dumps(out))  # tuples as lists, as the file holds them
 

@@ -27,7 +27,7 @@ def test_check_paper_exits_0_with_a_table(capsys, monkeypatch):
     assert head == ["claim", "model", "configuration", "observed", "bound", "n", "MDE", "verdict"]
     assert "mmlu-drops" in out and "FAILS" not in out
     # The summary counts only verdicts that occur, so the exact line is what says nothing failed.
-    assert "84 checks of 23 claims: 61 holds, 5 skipped, 18 reported" in out.splitlines()
+    assert "85 checks of 23 claims: 62 holds, 5 skipped, 18 reported" in out.splitlines()
 
 
 def test_check_json_and_step_summary_is_appended(tmp_path, capsys, monkeypatch):
@@ -154,7 +154,6 @@ def test_claims_that_match_nothing_are_listed_not_dropped(tmp_path, capsys):
             "instruct-ifeval-drops",
             "instruct-ifeval-drops-nondegenerate",
             "energy-per-token-mmlu-b1-1b",
-            "ifeval-improves-2_4x",  # pooled over 1B and 3B: not applicable to 3B alone on the paper tier
         }
         | other_tiers
     )
@@ -182,4 +181,6 @@ def test_the_report_shows_chance_plan_waivers_and_pass_rates(tmp_path, capsys):
         assert section in md
     assert re.search(r"\| smollm2-135m-instruct \[cpu\] \| base \(2\.67x\)\s+\| 12/12\s+\|", md)
     assert "musr-holds [paper]: reported only: MuSR cannot be told from chance" in md
-    assert re.search(r"ifeval-improves-2_4x\s+0\.932", md) and "whole gate: 0.660" in md
+    # The GPU gate's design (claims/design.py): IFEval per model misses its Bonferroni share, the gate holds.
+    assert re.search(r"ifeval-improves-2_4x\s+0\.4\d{3}\s+\S+\s+reported", md)
+    assert re.search(r"whole gate \(10 gating claims\): (0\.99\d\d|1\.0000) at c=0\.5", md)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from widthwise.claims import load_thresholds
 from widthwise.cli import main
 from widthwise.plan import plan_dict, write_plan
 from widthwise.results import collect_results, write_result
@@ -355,9 +356,16 @@ def test_the_json_output_carries_coverage_and_waivers(gpu, capsys):
     data = json.loads(text)
     assert code == 0 and data["exit_code"] == 0
     assert {w["why"] for w in data["waivers"] if not w["why"].startswith("reported only")} == {FIXTURE_WAIVER}
+    # Reported only on gpu: the claim at chance, and the candidates the GPU gate's design leaves out
+    # (they miss their Bonferroni share at the paper's n; baselines/measured/gpu/rule.toml).
+    design = {c.id for c in load_thresholds(thresholds) if "gpu" in c.tiers and c.reported_on}
+    judged = {v["claim"] for v in data["verdicts"] if v["verdict"] == "reported"}
+    assert len(design) == 9 and judged & design
     assert {w["claim"] for w in data["waivers"] if w["why"].startswith("reported only")} == {
         "mmlu-truthfulqa-correlation-3b",
-    }
+    } | (design & judged)
+    reported = [w for w in data["waivers"] if w["why"].startswith("reported only")]
+    assert all(w["why"].startswith("reported only: GPU gate") for w in reported if w["claim"] in design)
     # Reported-only claims whose evidence is a gap here (the paper's tables have no per-document records
     # to pair) are not "reported": the gap needs the waiver like any other claim's.
     waived = {w["claim"] for w in data["waivers"] if w["why"] == FIXTURE_WAIVER}

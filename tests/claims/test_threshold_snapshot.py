@@ -21,10 +21,13 @@ def test_thresholds_and_pass_rates_match_the_reviewed_snapshot():
     )
 
 
-def test_every_rated_claim_passes_a_faithful_rerun_at_least_nine_times_in_ten():
-    """Issue 12's rule: a claim a faithful rerun of the paper would fail more often than one time in ten is
-    restated, not kept (the whole gate's rate is printed by `check --pass-rates`, not bounded here)."""
+def test_the_gpu_gate_passes_a_faithful_rerun_at_least_95_percent_of_the_time():
+    """Issue 26: the GPU gate's whole pass rate is at least 0.95 (Bonferroni over its 19 candidates,
+    baselines/measured/gpu/rule.toml), and every claim that gates there is within its share of the 5%."""
     stored = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    assert stored["pass_rates"]["whole_gate"] >= 0.95
     rates = {cid: c["expected_pass_rate"] for cid, c in stored["claims"].items()}
-    assert {cid for cid, r in rates.items() if r is not None and r < 0.9} == set()
-    assert sum(r is not None for r in rates.values()) >= 15  # most claims are rated, not skipped
+    assert sum(r is not None for r in rates.values()) == 19  # every candidate is rated
+    gating = {cid for cid, c in stored["claims"].items() if "gpu" in c["tiers"] and not c["reported_only"]}
+    gating -= {cid for cid, c in stored["claims"].items() if dict(c["reported_on"]).get("gpu")}
+    assert len(gating) == 10 and all(rates[cid] >= 1 - 0.05 / 19 for cid in gating)

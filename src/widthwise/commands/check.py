@@ -56,8 +56,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pass-rates",
         action="store_true",
-        help="also estimate how often a faithful rerun would pass each claim, by redrawing the paper-tier "
-        "Results among RESULTS and --baselines (else baselines/paper) from their own standard errors",
+        help="also simulate the GPU gate (baselines/measured/gpu/rule.toml) from the paper-tier Results "
+        "among RESULTS and --baselines (else baselines/paper): each candidate claim's and the whole "
+        "gate's pass rate on faithful reruns, drawn per document at the paper's n (about a minute)",
+    )
+    p.add_argument(
+        "--power",
+        action="store_true",
+        help="also print the probability that each named break of the rule file turns the GPU gate red, "
+        "beside the pass rates (implies --pass-rates)",
     )
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of a table")
 
@@ -107,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
     else:
         print(report.check_text(chk))
-    if args.pass_rates:
-        text = report.pass_rates_section(claim_list, results + beside)
+    if args.pass_rates or args.power:
+        text = report.pass_rates_section(claim_list, results + beside, power=args.power)
         if text is None and report.paper_baselines() is not None:
-            text = report.pass_rates_section(claim_list, collect_results([report.paper_baselines()]))
+            paper = collect_results([report.paper_baselines()])
+            text = report.pass_rates_section(claim_list, paper, power=args.power)
         if text is None:
             raise WidthwiseError("--pass-rates needs the paper's Results (baselines/paper)")
         print(text, file=sys.stderr if args.json else sys.stdout)

@@ -27,9 +27,10 @@ from widthwise.report.tables import (
     check_text,
     demotions_markdown,
     departures,
+    design_text,
     gaps_markdown,
     metric_table,
-    pass_rate_text,
+    power_text,
     summary_line,
     verdict_markdown,
     verdict_table,
@@ -45,7 +46,8 @@ __all__ = [
     "metric_table",
     "own_tiers",
     "paper_baselines",
-    "pass_rate_text",
+    "design_text",
+    "power_text",
     "pass_rates_section",
     "report",
     "summary_line",
@@ -228,16 +230,19 @@ def report(
     return Report(paths, verdicts, error)
 
 
-def pass_rates_section(claims: Sequence[Claim], results: Sequence[Mapping[str, Any]]) -> str | None:
-    """Each claim's expected pass rate, from redraws of the paper-tier Results among `results` (None when
-    there are none): printed by `check --pass-rates`, written into report.md by `report --pass-rates`."""
-    from widthwise.claims import passrate
+def pass_rates_section(
+    claims: Sequence[Claim], results: Sequence[Mapping[str, Any]], *, power: bool = False
+) -> str | None:
+    """The GPU gate's design from the paper-tier Results among `results` (None when there are none): each
+    candidate's pass rate on faithful reruns and the whole gate's (`check --pass-rates`, `report
+    --pass-rates`), and with `power` each named break's probability of turning it red (`check --power`)."""
+    from widthwise.claims import design
 
     paper = [r for r in results if r["tier"] == "paper"]
     if not paper:
         return None
-    rates, whole = passrate.pass_rates(claims, paper)
-    return pass_rate_text(rates, whole, passrate.TARGET, passrate.RUNS)
+    d = design.design(claims, paper)
+    return design_text(d) + ("\n\n" + power_text(d) if power else "")
 
 
 def claims_section(report_md: Path) -> str:

@@ -90,23 +90,62 @@ COVERAGE_HEADERS = ["model", "configuration", "present", "missing", "expected by
 CHANCE_HEADERS = ["model", "metric", "chance", "base - chance", "worst pruned - chance", "at"]
 
 
-def pass_rate_text(rates: Sequence[Any], whole: float, target: float, runs: int) -> str:
-    """Expected pass rates (widthwise.claims.passrate): one line per rated claim, the gate's last."""
+def _across(values: Sequence[float]) -> str:
+    return f"{min(values):.4f}-{max(values):.4f}" if len(values) > 1 else "—"
+
+
+def design_text(d: Any) -> str:
+    """The GPU gate's pass rates (widthwise.claims.design): one line per candidate, the gate's last."""
+    r = d.rule
     rows = [
         [
-            r.claim,
-            f"{r.rate:.3f}" if r.rate is not None else "—",
-            ("" if r.noisy else "fixed: no standard error known")
-            if r.rate is not None
-            else "not rated (reported only, or not judged on these Results)",
-            "BELOW TARGET" if r.rate is not None and r.rate < target else "",
+            c.claim,
+            f"{c.rate:.4f}",
+            _across(c.by_concordance),
+            "gates" if c.gates else "reported",
+            "fixed: no standard error known" if c.fixed else (c.needs or ""),
         ]
-        for r in rates
+        for c in d.claims
     ]
-    table = tabulate(rows, ["claim", "expected pass rate", "note", ""], disable_numparse=True)
+    heads = ["candidate claim", f"pass rate (c={r.concordance:g})", "across c", "", "note"]
+    table = tabulate(rows, heads, disable_numparse=True)
+    rng = ", ".join(f"{x:g}" for x in r.concordances)
+    verdict = "meets" if d.whole >= r.target_pass else "BELOW"
     return (
-        f"expected pass rates of a faithful rerun ({runs} redraws of the paper's Results from their own "
-        f"standard errors; target {target:.0%}):\n{table}\nwhole gate: {whole:.3f}"
+        f"GPU gate (baselines/measured/gpu/rule.toml): Bonferroni over {len(r.candidates)} candidate claims, "
+        f"each allowed a red rate of {r.share:.5f} on faithful reruns; {r.runs} reruns drawn per document at "
+        f"the paper's n, concordance c = {r.concordance:g} (range {rng}):\n{table}\n"
+        f"whole gate ({len(d.gating)} gating claims): {d.whole:.4f} at c={r.concordance:g}, "
+        f"{_across(d.whole_by_concordance)} across c; target {r.target_pass:g}: {verdict}"
+    )
+
+
+def power_text(d: Any) -> str:
+    """Each named break's probability of turning the GPU gate red, beside the pass rate."""
+    r = d.rule
+    rows = [
+        [
+            p.brk.id,
+            f"{p.power:.4f}",
+            _across(p.by_concordance),
+            "ok" if p.power >= r.target_power else "BELOW",
+            ", ".join(p.reads) or "—",
+            p.needs,
+        ]
+        for p in d.power
+    ]
+    heads = [
+        "break",
+        f"power (c={r.concordance:g})",
+        "across c",
+        "",
+        "gating claims that see it",
+        "why / n needed",
+    ]
+    table = tabulate(rows, heads, disable_numparse=True, maxcolwidths=[None, None, None, None, 48, 64])
+    return (
+        f"power of the GPU gate against named breaks (target {r.target_power:g}; whole-gate pass rate "
+        f"{d.whole:.4f} beside it):\n{table}"
     )
 
 
