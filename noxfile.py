@@ -75,8 +75,8 @@ def claims_paper(session: nox.Session) -> None:
     """The paper tier: every claim in thresholds.toml against the paper's own tables (seconds)."""
     install_cpu(session)
     session.run("pytest", "tests/claims", "-q", *session.posargs, env=_env())
-    # --pass-rates: how often a faithful rerun would pass each claim (printed; restate those under 90%).
-    session.run("widthwise", "check", "baselines/paper", "--pass-rates", env=_env())
+    # The GPU gate's design, side by side: a faithful rerun's pass rate and each named break's power.
+    session.run("widthwise", "check", "baselines/paper", "--power", env=_env())
 
 
 def _cpu_sweep(session: nox.Session, out: str, pcts: str, control_pcts: str) -> None:

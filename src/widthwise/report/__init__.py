@@ -32,6 +32,7 @@ from widthwise.report.tables import (
     metric_table,
     power_text,
     summary_line,
+    tier_rate_text,
     verdict_markdown,
     verdict_table,
 )
@@ -235,14 +236,26 @@ def pass_rates_section(
 ) -> str | None:
     """The GPU gate's design from the paper-tier Results among `results` (None when there are none): each
     candidate's pass rate on faithful reruns and the whole gate's (`check --pass-rates`, `report
-    --pass-rates`), and with `power` each named break's probability of turning it red (`check --power`)."""
-    from widthwise.claims import design
+    --pass-rates`), and with `power` each named break's probability of turning it red (`check --power`);
+    then the CPU gate's pass rate on reruns of the stored CPU baselines, where the checkout has them."""
+    from widthwise.claims import design, rerun
 
     paper = [r for r in results if r["tier"] == "paper"]
     if not paper:
         return None
     d = design.design(claims, paper)
-    return design_text(d) + ("\n\n" + power_text(d) if power else "")
+    text = design_text(d) + ("\n\n" + power_text(d) if power else "")
+    cpu = cpu_baselines()
+    if cpu is not None:
+        rate = rerun.tier_pass_rate(claims, collect_results([cpu]), "cpu")
+        text += "\n\n" + tier_rate_text(rate, "baselines/measured/cpu")
+    return text
+
+
+def cpu_baselines() -> Path | None:
+    """baselines/measured/cpu of the checkout this package runs from, when there is one."""
+    folder = (paper_baselines() or Path("/nonexistent")).parent / "measured" / "cpu"
+    return folder if folder.is_dir() else None
 
 
 def claims_section(report_md: Path) -> str:

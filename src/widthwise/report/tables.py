@@ -120,6 +120,17 @@ def design_text(d: Any) -> str:
     )
 
 
+def tier_rate_text(t: Any, where: str) -> str:
+    """A deterministic tier's pass rate (widthwise.claims.rerun): each gating claim, then the whole gate."""
+    rows = [[cid, f"{rate:.4f}"] for cid, rate in t.claims.items()]
+    table = tabulate(rows, ["gating claim", "pass rate"], disable_numparse=True)
+    return (
+        f"{t.tier} gate ({where}): {t.runs} faithful reruns, every stored per-document score moved within "
+        f"the regression tolerance (regression.toml):\n{table}\nwhole gate ({len(t.claims)} gating claims): "
+        f"{t.whole:.4f}; target 0.95: {'meets' if t.whole >= 0.95 else 'BELOW'}"
+    )
+
+
 def power_text(d: Any) -> str:
     """Each named break's probability of turning the GPU gate red, beside the pass rate."""
     r = d.rule
