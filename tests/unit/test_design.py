@@ -147,3 +147,19 @@ def test_a_rule_naming_an_unknown_claim_or_procedure_is_refused(tmp_path, claims
     bad.write_text((GPU / "rule.toml").read_text().replace('"bonferroni"', '"whatever"'))
     with pytest.raises(WidthwiseError, match="procedure"):
         D.load_rule(bad)
+
+
+def test_no_gating_claim_rests_on_a_threshold_loosened_after_its_pass_rate_was_seen(claims, paper, at_design):
+    """37ae14b loosened three thresholds after seeing their pass rates on the paper's data (keeps above
+    chance 1/2 -> 1/4, ARC's step tolerance 0.02 -> 0.03, the energy bounds 0.90 -> 0.95 / 1.0). At their
+    earlier values the rule gives the same gating set: the loosening decides nothing the gate enforces."""
+    earlier = []
+    for c in claims:
+        if c.kind == "keeps_above_chance" and "gpu" in c.tiers:
+            c = dataclasses.replace(c, fraction=0.5)
+        elif c.id == "arc-challenge-falls":
+            c = dataclasses.replace(c, tolerance=0.02)
+        elif c.id in ("energy-per-token-falls", "energy-per-token-mmlu-b1-1b"):
+            c = dataclasses.replace(c, bound=0.90)
+        earlier.append(c)
+    assert D.design(earlier, paper, full=False).gating == at_design.gating
