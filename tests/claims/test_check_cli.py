@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -184,3 +185,24 @@ def test_the_report_shows_chance_plan_waivers_and_pass_rates(tmp_path, capsys):
     # The GPU gate's design (claims/design.py): IFEval per model misses its Bonferroni share, the gate holds.
     assert re.search(r"ifeval-improves-2_4x\s+0\.4\d{3}\s+\S+\s+reported", md)
     assert re.search(r"whole gate \(10 gating claims\): (0\.99\d\d|1\.0000) at c=0\.5", md)
+
+
+def test_check_power_prints_every_named_break_with_its_power_or_what_it_would_need(capsys, monkeypatch):
+    """`check --power`: the pass rates, then one row per break of the GPU gate's rule; a break below 0.9
+    says why, or at what n the paper's data would reach it (fewer reruns here: the text, not the rates)."""
+    from widthwise import report
+    from widthwise.claims import design
+
+    rule = dataclasses.replace(design.load_rule(), runs=400)
+    monkeypatch.setattr(design, "load_rule", lambda path=None: rule)
+    monkeypatch.setattr(report, "cpu_baselines", lambda: None)  # the CPU tier's rate: test_rerun.py
+    assert main(["check", str(PAPER), "--thresholds", str(THRESHOLDS), "--power"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("power of the GPU gate against named breaks", 1)[1]
+    for b in rule.breaks:
+        row = next(x for x in table.splitlines() if x.startswith(b.id + " "))
+        assert re.search(r"\s[01]\.\d{4}\s", row), row
+        if " BELOW " in row:
+            assert "x the paper's n" in row or "no gating claim" in row or "no candidate claim" in row, row
+    assert re.search(r"knowledge-flat\s+1\.0000 .* ok ", table)
+    assert re.search(r"whole gate \(\d+ gating claims\): (0\.9\d\d\d|1\.0000)", out)
