@@ -37,6 +37,7 @@ import math
 import os
 import re
 import tempfile
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -347,6 +348,17 @@ def write_result(result: Mapping[str, Any], path: Path, *, overwrite: bool = Fal
     validate(dict(result), str(path))
     text = json.dumps(result, indent=1, sort_keys=True, allow_nan=False) + "\n"
     return atomic_write_text(path, text, overwrite=overwrite)
+
+
+def read_toml(path: Path, missing: str) -> dict[str, Any]:
+    """A TOML file's tables (thresholds, a tier's gating or rule file), or one line saying why not:
+    `missing` when there is no file."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WidthwiseError(f"{path}: {missing}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise WidthwiseError(f"{path}: not valid TOML ({e})") from None
 
 
 def read_result(path: Path) -> dict[str, Any]:

@@ -163,3 +163,17 @@ def test_no_gating_claim_rests_on_a_threshold_loosened_after_its_pass_rate_was_s
             c = dataclasses.replace(c, bound=0.90)
         earlier.append(c)
     assert D.design(earlier, paper, full=False).gating == at_design.gating
+
+
+def test_a_rule_file_with_a_missing_key_or_bad_toml_is_one_line_not_a_traceback(tmp_path):
+    text = (GPU / "rule.toml").read_text()
+    for bad, why in (
+        (text.replace("target_pass = 0.95\n", ""), "missing or bad key"),
+        (text.replace("runs = 4000", "runs = [4000"), "not valid TOML"),
+    ):
+        path = tmp_path / "rule.toml"
+        path.write_text(bad)
+        with pytest.raises(WidthwiseError, match=why):
+            D.load_rule(path)
+    with pytest.raises(WidthwiseError, match="no GPU gate rule"):
+        D.load_rule(tmp_path / "absent.toml")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import tomllib
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from widthwise.claims.spec import Claim
 from widthwise.errors import WidthwiseError
 from widthwise.names import model_key
 from widthwise.points import Group, Point, group_results
+from widthwise.results import read_toml
 
 CHANGES = ("to_base", "shift", "degenerate", "as_most_pruned", "none")
 PAIRWISE = ("drop", "improves", "non_inferior")
@@ -86,37 +86,40 @@ def default_rule_path() -> Path:
 
 def load_rule(path: Path | None = None) -> Rule:
     path = path or default_rule_path()
-    if not path.is_file():
-        raise WidthwiseError(f"{path}: no GPU gate rule (baselines/measured/gpu/rule.toml in a checkout)")
-    t = tomllib.loads(path.read_text(encoding="utf-8"))
+    t = read_toml(path, "no GPU gate rule (baselines/measured/gpu/rule.toml in a checkout)")
     fam = t.get("family", {})
     if fam.get("procedure") != "bonferroni":
         raise WidthwiseError(f"{path}: [family] procedure must be 'bonferroni', got {fam.get('procedure')!r}")
-    breaks = []
-    for b in t.get("break", []):
-        if b.get("change") not in CHANGES:
-            raise WidthwiseError(f"{path}: break {b.get('id')!r}: change must be one of {', '.join(CHANGES)}")
-        breaks.append(
-            Break(
-                b["id"],
-                b["what"],
-                b["change"],
-                tuple(b.get("metrics", ())),
-                tuple(b.get("models", ())),
-                float(b.get("amount", 0.0)),
-                " ".join(b.get("why", "").split()),
+    try:
+        breaks = []
+        for b in t.get("break", []):
+            if b.get("change") not in CHANGES:
+                raise WidthwiseError(
+                    f"{path}: break {b.get('id')!r}: change must be one of {', '.join(CHANGES)}"
+                )
+            breaks.append(
+                Break(
+                    b["id"],
+                    b["what"],
+                    b["change"],
+                    tuple(b.get("metrics", ())),
+                    tuple(b.get("models", ())),
+                    float(b.get("amount", 0.0)),
+                    " ".join(b.get("why", "").split()),
+                )
             )
+        rule = Rule(
+            float(fam["target_pass"]),
+            float(fam["target_power"]),
+            float(fam["concordance"]),
+            tuple(float(x) for x in fam["concordances"]),
+            int(fam["runs"]),
+            int(fam["seed"]),
+            tuple(fam.get("candidates", ())),
+            tuple(breaks),
         )
-    rule = Rule(
-        float(fam["target_pass"]),
-        float(fam["target_power"]),
-        float(fam["concordance"]),
-        tuple(float(x) for x in fam["concordances"]),
-        int(fam["runs"]),
-        int(fam["seed"]),
-        tuple(fam.get("candidates", ())),
-        tuple(breaks),
-    )
+    except (KeyError, TypeError, ValueError) as e:
+        raise WidthwiseError(f"{path}: not a GPU gate rule (missing or bad key: {e})") from None
     if not rule.candidates:
         raise WidthwiseError(f"{path}: [family] candidates lists no claim")
     return rule
@@ -132,8 +135,6 @@ class Curve:
     labels: list[str]
     values: np.ndarray
     n: int | None  # documents (binary metrics) or runs (bench figures)
-    se: list[float | None]
-    degenerate: bool = False  # every pruned response degenerate (IFEval with exclude_degenerate)
 
 
 def _curve(group: Group, metric: str) -> Curve | None:
@@ -146,7 +147,6 @@ def _curve(group: Group, metric: str) -> Curve | None:
         [p.label for p in pts],
         np.array([float(e["value"]) for e in es]),
         int(min(ns)) if all(ns) else None,
-        [float(e["stderr"]) if e.get("stderr") else None for e in es],
     )
 
 
@@ -162,7 +162,7 @@ def broken(curve: Curve, brk: Break | None, model: str, metric: str, exclude_deg
         v[1:] = v[-1]
     elif brk.change == "degenerate" and exclude_degenerate:
         v[1:] = 0.0
-    return Curve(curve.labels, v, curve.n, curve.se)
+    return Curve(curve.labels, v, curve.n)
 
 
 # ---- binary outcomes from one copula per (model, metric) ---------------------------------------------

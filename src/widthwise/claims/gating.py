@@ -11,13 +11,13 @@ refuses it) until a person demotes the claim with a reason, which every report t
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from widthwise.errors import WidthwiseError
+from widthwise.results import read_toml
 
 FILE = "gating.toml"
 DEMOTION_KEYS = ("claim", "reason", "date", "update")
@@ -86,13 +86,7 @@ def parse(data: Any, tier: str, path: Path) -> Gating:
 
 def read(path: Path, tier: str) -> Gating:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WidthwiseError(f"{path}: no gating file for tier {tier} (its frozen gating set)") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise WidthwiseError(f"{path}: not valid TOML ({e})") from None
-    return parse(data, tier, path)
+    return parse(read_toml(path, f"no gating file for tier {tier} (its frozen gating set)"), tier, path)
 
 
 def _quoted(s: str) -> str:

@@ -7,7 +7,6 @@ silently read as something else.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from widthwise.claims.registry import KINDS, number, strings
 from widthwise.claims.verdict import MEASURED_TIERS
 from widthwise.errors import WidthwiseError
 from widthwise.names import canonical_method, model_key
-from widthwise.results import TIERS
+from widthwise.results import TIERS, read_toml
 from widthwise.widths import pct_in
 
 
@@ -347,12 +346,7 @@ def parse_thresholds(data: Mapping[str, Any], where: str = "thresholds") -> Thre
 
 def load_thresholds(path: Path) -> Thresholds:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WidthwiseError(f"{path}: no such thresholds file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise WidthwiseError(f"{path}: not valid TOML ({e})") from None
+    data = read_toml(path, "no such thresholds file")
     out = parse_thresholds(data, str(path))
     from widthwise.claims.gating import demotions_beside
 

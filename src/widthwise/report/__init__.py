@@ -254,8 +254,9 @@ def pass_rates_section(
 
 def cpu_baselines() -> Path | None:
     """baselines/measured/cpu of the checkout this package runs from, when there is one."""
-    folder = (paper_baselines() or Path("/nonexistent")).parent / "measured" / "cpu"
-    return folder if folder.is_dir() else None
+    paper = paper_baselines()
+    folder = paper.parent / "measured" / "cpu" if paper is not None else None
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def claims_section(report_md: Path) -> str:
