@@ -21,6 +21,7 @@ from typing import Any
 from widthwise.claims import gating as gating_file
 from widthwise.claims import rule_tables
 from widthwise.claims.engine import evaluate
+from widthwise.claims.rule_tables import Applied
 from widthwise.claims.spec import default_thresholds, load_thresholds, parse_thresholds
 from widthwise.claims.verdict import Verdict
 from widthwise.errors import WidthwiseError
@@ -111,23 +112,6 @@ def expand(rule: Mapping[str, Any], control_pcts: list[float]) -> list[tuple[str
 
 def stored_control_pcts(results: Sequence[Mapping[str, Any]]) -> list[float]:
     return sorted({r["pruning"]["pct"] for r in results if r["pruning"] and r["pruning"]["method"] != "ppm"})
-
-
-@dataclass(frozen=True)
-class Applied:
-    """One claim of the rule on the stored Results, and its status by the gating file."""
-
-    id: str
-    table: dict[str, Any]
-    rule: Any
-    paper: str
-    verdicts: tuple[Verdict, ...]
-    gating: bool  # frozen and not demoted
-    demotion: gating_file.Demotion | None = None
-
-    @property
-    def holds(self) -> bool:
-        return bool(self.verdicts) and all(v.verdict == "holds" for v in self.verdicts)
 
 
 def apply(rule_path: Path, results: Sequence[Mapping[str, Any]], g: gating_file.Gating) -> list[Applied]:
