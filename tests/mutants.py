@@ -28,23 +28,33 @@ STOP = "\n\n"
 @contextlib.contextmanager
 def neuron() -> Iterator[None]:
     import widthwise.prune as prune
+    from widthwise import pruners
     from widthwise.models import mlp_layers
 
     right = prune.plan
 
-    def swapped(model: torch.nn.Module, spec: prune.PruneSpec) -> list[torch.Tensor]:
-        keep = right(model, spec)
+    def swapped(
+        model: torch.nn.Module, spec: prune.PruneSpec, tokenizer: object = None
+    ) -> tuple[list[torch.Tensor], dict]:
+        keep, pruner = right(model, spec, tokenizer)
         mlp = mlp_layers(model)[LAYER]
-        m = prune.METHODS[spec.method]
+        m = pruners.get(spec.method)
+        layer = pruners.Layer(
+            LAYER,
+            mlp.gate_proj.weight.float(),
+            mlp.up_proj.weight.float(),
+            mlp.down_proj.weight.float(),
+            torch.Generator(),
+        )
         with torch.no_grad():
-            scores = m.score(mlp.gate_proj.weight.float(), mlp.up_proj.weight.float(), torch.Generator())
+            scores = m.score(layer)
         kept = keep[LAYER]
         dropped = torch.ones_like(scores, dtype=torch.bool)
         dropped[kept] = False
         weakest = kept[scores[kept].argmin()]
         strongest = torch.nonzero(dropped).flatten()[scores[dropped].argmax()]
         keep[LAYER] = torch.sort(torch.where(kept == weakest, strongest, kept)).values
-        return keep
+        return keep, pruner
 
     with mock.patch.object(prune, "plan", swapped):
         yield

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "eval": "widthwise.commands.eval",
     "bench": "widthwise.commands.bench",
     "sweep": "widthwise.commands.sweep",
+    "methods": "widthwise.commands.methods",
     "check": "widthwise.commands.check",
     "report": "widthwise.commands.report",
     "baseline": "widthwise.commands.baseline",

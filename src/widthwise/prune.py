@@ -1,9 +1,10 @@
 """Width pruning of GLU MLPs: score each intermediate neuron, keep the top k, slice gate/up/down.
 
-The method follows the paper's code (optipfair `mlp_glu.py`, docs/paper.md §1):
-the same k in every layer, scores in fp32 from the gate and up rows only, kept indices ascending,
-config.intermediate_size = k. Width planning and selection are pure functions so they can be tested
-without a model.
+The method follows the paper's code (optipfair `mlp_glu.py`, docs/paper.md §1): the same k in every
+layer, kept indices ascending, config.intermediate_size = k. Which neurons score highest is the method's
+(widthwise.pruners: PPM, the other built-ins, installed plug-ins); the invariants are the pruner's, whatever
+a method returns: one score per neuron, no NaN, the same k in every layer, ties to the lower index.
+Width planning and selection are pure functions so they can be tested without a model.
 """
 
 from __future__ import annotations
@@ -12,96 +13,22 @@ import argparse
 import copy
 import hashlib
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import torch
 
+from widthwise import pruners
 from widthwise.errors import WidthwiseError
 from widthwise.models import count_parameters, mlp_layers
-from widthwise.names import METHOD_ALIASES, config_slug
+from widthwise.names import config_slug
 from widthwise.widths import exact, width_from_pct
-
-# ---------------------------------------------------------------------------------------------
-# Neuron importance: name -> (score function, which end to keep). Scores are [I] fp32 tensors.
-# ---------------------------------------------------------------------------------------------
-ScoreFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Method:
-    score: ScoreFn
-    keep: str  # "highest" or "lowest"
-    doc: str
-
-
-METHODS: dict[str, Method] = {}
-
-
-def method(name: str, keep: str = "highest") -> Callable[[ScoreFn], ScoreFn]:
-    def register(fn: ScoreFn) -> ScoreFn:
-        METHODS[name] = Method(fn, keep, (fn.__doc__ or "").strip())
-        return fn
-
-    return register
-
-
-def _range(w: torch.Tensor) -> torch.Tensor:
-    return w.amax(dim=1) - w.amin(dim=1)
-
-
-@method("ppm")
-def ppm(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
-    """Peak-to-peak magnitude: (max - min) of the gate row plus (max - min) of the up row.
-
-    optipfair writes max + |min|, which equals max - min whenever a row holds both signs (always, for
-    trained weights); peak-to-peak is what the paper's v3 names and what we compute.
-    """
-    return _range(gate) + _range(up)
-
-
-@method("ppm-reverse", keep="lowest")
-def ppm_reverse(gate: torch.Tensor, up: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """PPM, keeping the lowest scores: an ablation control that should be clearly worse than ppm."""
-    return ppm(gate, up, g)
-
-
-@method("vow")
-def vow(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
-    """Variance of weights: var(gate row) + var(up row) (unbiased), as optipfair."""
-    return gate.var(dim=1) + up.var(dim=1)
-
-
-@method("pon")
-def pon(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
-    """Product of norms: L1(gate row) * L1(up row), as optipfair."""
-    return gate.abs().sum(dim=1) * up.abs().sum(dim=1)
-
-
-@method("l2")
-def l2(gate: torch.Tensor, up: torch.Tensor, _: torch.Generator) -> torch.Tensor:
-    """L2 norm of the gate row plus L2 norm of the up row."""
-    return gate.norm(dim=1) + up.norm(dim=1)
-
-
-@method("random")
-def random_scores(gate: torch.Tensor, _: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Uniform random scores from the seeded generator: an ablation control."""
-    return torch.rand(gate.shape[0], generator=g, dtype=torch.float32)
 
 
 def canonical_method(name: str) -> str:
     """The registered method `name` names (aliases resolved); WidthwiseError listing the known ones."""
-    from widthwise.names import canonical_method as canonical
-
-    key = canonical(name)
-    if key not in METHODS:
-        raise WidthwiseError(
-            f"unknown method {name!r}; known: {', '.join(sorted([*METHODS, *METHOD_ALIASES]))}"
-        )
-    return key
+    return pruners.get(name).name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +121,8 @@ def add_arguments(p: argparse.ArgumentParser, *, required: bool, what: str = "pr
     p.add_argument(
         "--method",
         default="ppm",
-        help="neuron importance: ppm (alias maw), vow, pon, l2, random, ppm-reverse",
+        help="neuron importance: ppm (alias maw), vow, pon, l2, random, an installed plug-in, or any of "
+        "them with -reverse (`widthwise methods` lists them)",
     )
     p.add_argument("--align", type=int, help="round k down to a multiple of N (never up, never below N)")
     p.add_argument("--seed", type=int, default=0, help="seed for --method random")
@@ -277,6 +205,8 @@ class PruneReport:
     params_before: int
     params_after: int
     kept_indices_sha256: list[str] = field(default_factory=list)
+    # Which code chose the neurons (pruners.Method.provenance) and the calibration set it read, if any.
+    pruner: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,8 +220,35 @@ def _check_finite(mlps: list[torch.nn.Module]) -> None:
                 raise WidthwiseError(f"layer {i} {name} holds NaN or Inf weights; refusing to prune")
 
 
-def plan(model: torch.nn.Module, spec: PruneSpec) -> list[torch.Tensor]:
-    """The kept indices of every layer, computed before anything is changed."""
+def checked_scores(scores: object, size: int, method: str, layer: int) -> torch.Tensor:
+    """A method's scores for one layer as a CPU tensor of `size` real numbers, or WidthwiseError saying
+    what is wrong with them: a plug-in's bug is refused here, never turned into a pruned model."""
+    where = f"method {method}, layer {layer}"
+    if not isinstance(scores, torch.Tensor):
+        raise WidthwiseError(
+            f"{where}: returned {type(scores).__name__}, not a torch.Tensor of {size} scores"
+        )
+    if scores.dtype.is_complex or scores.dtype == torch.bool:
+        raise WidthwiseError(f"{where}: returned {scores.dtype} scores; scores must be real numbers")
+    if tuple(scores.shape) != (size,):
+        raise WidthwiseError(
+            f"{where}: returned scores of shape {tuple(scores.shape)}; "
+            f"one per intermediate neuron is ({size},)"
+        )
+    scores = scores.detach().cpu()
+    if scores.is_floating_point():
+        bad = int(torch.isnan(scores).sum())
+        if bad:
+            raise WidthwiseError(f"{where}: {bad} of {size} scores are NaN; refusing to prune")
+    return scores
+
+
+def plan(
+    model: torch.nn.Module, spec: PruneSpec, tokenizer: Any = None
+) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """The kept indices of every layer, computed before anything is changed, and which code chose them
+    (the method's package, version and source hash, and the calibration documents' hash when it read
+    activations). `tokenizer` is needed only by methods that read calibration activations."""
     mlps = mlp_layers(model)
     sizes = {m.gate_proj.out_features for m in mlps}
     if len(sizes) != 1:
@@ -299,14 +256,28 @@ def plan(model: torch.nn.Module, spec: PruneSpec) -> list[torch.Tensor]:
     intermediate, hidden = sizes.pop(), model.config.hidden_size
     k = spec.width(intermediate, hidden)
     _check_finite(mlps)
-    m = METHODS[spec.method]
+    m = pruners.get(spec.method)
+    acts = None
+    if m.calibration:
+        from widthwise import calibration
+
+        acts = calibration.collect(model, tokenizer, m.calibration)
     g = torch.Generator().manual_seed(spec.seed)
     keep = []
-    for mlp in mlps:
+    for i, mlp in enumerate(mlps):
+        layer = pruners.Layer(
+            index=i,
+            gate=mlp.gate_proj.weight.to(torch.float32, copy=True),
+            up=mlp.up_proj.weight.to(torch.float32, copy=True),
+            down=mlp.down_proj.weight.to(torch.float32, copy=True),
+            generator=g,
+            inputs=acts.inputs[i] if acts is not None and acts.inputs is not None else None,
+            intermediate=acts.intermediate[i] if acts is not None and acts.intermediate is not None else None,
+        )
         with torch.no_grad():
-            scores = m.score(mlp.gate_proj.weight.float(), mlp.up_proj.weight.float(), g).cpu()
+            scores = checked_scores(m.score(layer), intermediate, m.name, i)
         keep.append(select_neurons(scores, k, m.keep))
-    return keep
+    return keep, {**m.provenance(), "calibration": acts.provenance if acts is not None else None}
 
 
 def apply(model: torch.nn.Module, keep: list[torch.Tensor]) -> None:
@@ -319,15 +290,18 @@ def apply(model: torch.nn.Module, keep: list[torch.Tensor]) -> None:
     model.config.intermediate_size = keep[0].numel()
 
 
-def pruned_copy(model: torch.nn.Module, spec: PruneSpec) -> tuple[torch.nn.Module, PruneReport]:
+def pruned_copy(
+    model: torch.nn.Module, spec: PruneSpec, tokenizer: Any = None
+) -> tuple[torch.nn.Module, PruneReport]:
     """A pruned deep copy of `model` (which is left as it is) and what was done to it."""
     pruned = copy.deepcopy(model)
-    return pruned, prune_model(pruned, spec)
+    return pruned, prune_model(pruned, spec, tokenizer)
 
 
-def prune_model(model: torch.nn.Module, spec: PruneSpec) -> PruneReport:
-    """Prune `model` in place by `spec`; returns what was done, for widthwise.json and Results."""
-    keep = plan(model, spec)  # validates everything before the model is touched
+def prune_model(model: torch.nn.Module, spec: PruneSpec, tokenizer: Any = None) -> PruneReport:
+    """Prune `model` in place by `spec`; returns what was done, for widthwise.json and Results.
+    `tokenizer`: for methods that read calibration activations (refused without it)."""
+    keep, pruner = plan(model, spec, tokenizer)  # validates everything before the model is touched
     hidden = model.config.hidden_size
     before_i = model.config.intermediate_size
     before_p = count_parameters(model)
@@ -347,4 +321,5 @@ def prune_model(model: torch.nn.Module, spec: PruneSpec) -> PruneReport:
         params_before=before_p,
         params_after=count_parameters(model),
         kept_indices_sha256=[indices_sha256(i) for i in keep],
+        pruner=pruner,
     )

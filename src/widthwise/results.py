@@ -91,6 +91,9 @@ PROVENANCE_OPTIONAL = {
     "tasks_restored": "per task family that `widthwise baseline update --tasks` replaced in a stored Result: "
     "where its records came from (reason, date, git sha, machine, CPU capability, GEMM probe, seconds); "
     "every other key of provenance describes the run that made the rest",
+    "pruner": "pruned Results: which code chose the neurons (widthwise.pruners): {method, reverse_of, "
+    "package, version, entry_point (null for a built-in), source_sha256 (the score function's source), "
+    "calibration: null | {source, field, documents, max_tokens, tokens, sha256} (widthwise.calibration)}",
     "demotions": "gating claims that the `widthwise baseline update` writing this Result demoted (--demote): "
     "[{claim, reason, date}], as appended to the tier's gating.toml",
 }
@@ -120,6 +123,14 @@ def pruning_entry(pruning: Any) -> dict[str, Any] | None:
     return {k: d.get(k) for k in PRUNING_KEYS}
 
 
+def pruner_of(pruning: Any) -> dict[str, Any] | None:
+    """provenance.pruner of a PruneReport (or a mapping with its fields); None for the base model."""
+    if pruning is None:
+        return None
+    d = pruning.as_dict() if hasattr(pruning, "as_dict") else dict(pruning)
+    return d.get("pruner")
+
+
 def new_result(
     *,
     stage: str,
@@ -138,6 +149,9 @@ def new_result(
         raise ValueError(f"tier {tier!r} not in {TIERS}")
     ratio = model["intermediate_size"] / model["hidden_size"]
     prov = new_provenance(**{**dict(provenance), "stage": stage})
+    pruner = pruner_of(pruning)
+    if pruner is not None:
+        prov["pruner"] = pruner
     return {
         "schema": SCHEMA,
         "stage": stage,

@@ -8,12 +8,14 @@ down_proj with the wrong indices, both make it fail. The smallest changes the ga
 test_regression_mutants.py.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import widthwise.prune as prune
 from support import evaluate_at
+from widthwise import pruners
 from widthwise.claims.regression import check
 from widthwise.models import DEFAULT_MODEL
 from widthwise.results import read_result
@@ -37,8 +39,8 @@ def test_the_correct_pruner_reproduces_the_stored_baseline():
 
 
 def test_keeping_the_lowest_scores_fails(monkeypatch):
-    broken = prune.Method(prune.ppm, "lowest", "bug: keeps the least important neurons")
-    monkeypatch.setitem(prune.METHODS, "ppm", broken)
+    broken = replace(pruners.get("ppm"), keep="lowest", doc="bug: keeps the least important neurons")
+    monkeypatch.setitem(pruners.registry(), "ppm", broken)
     verdicts = check([fresh_eval()], stored())
     assert "fails" in {v.verdict for v in verdicts}
 

@@ -44,7 +44,7 @@ def test_prune_cli_on_default_model_round_trips(tmp_path, default_model):
 
     # Pruning the same weights in memory gives the same neurons and, after reloading, identical logits.
     fresh = load_model(DEFAULT_MODEL)
-    keep = plan(fresh.model, PruneSpec(pct=40))
+    keep, _ = plan(fresh.model, PruneSpec(pct=40))
     assert [indices_sha256(k) for k in keep] == manifest["kept_indices_sha256"]
     prune_model(fresh.model, PruneSpec(pct=40))
     reloaded = AutoModelForCausalLM.from_pretrained(out).eval()

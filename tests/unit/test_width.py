@@ -7,14 +7,24 @@ import torch
 
 from widthwise.errors import WidthwiseError
 from widthwise.prune import (
-    METHODS,
     PruneSpec,
     align_width,
-    ppm,
     select_neurons,
     width_from_pct,
     width_from_ratio,
 )
+from widthwise.pruners import Layer, get
+
+
+def score(method, gate, up, g=None):
+    """A method's scores of one layer of gate and up rows (down_proj unused by the weight-only ones)."""
+    layer = Layer(0, gate, up, torch.zeros(gate.shape[1], gate.shape[0]), g or torch.Generator())
+    return get(method).score(layer)
+
+
+def ppm(gate, up, g=None):
+    return score("ppm", gate, up, g)
+
 
 PAPER_K = {10: 7373, 20: 6554, 30: 5735, 40: 4916, 50: 4096, 60: 3277}
 
@@ -89,10 +99,10 @@ def test_other_methods_follow_their_definitions():
     g = torch.Generator()
     gate = torch.tensor([[1.0, -1.0, 2.0], [0.0, 0.0, 4.0]])
     up = torch.tensor([[3.0, 0.0, -4.0], [1.0, 1.0, 1.0]])
-    torch.testing.assert_close(METHODS["vow"].score(gate, up, g), gate.var(dim=1) + up.var(dim=1))
-    torch.testing.assert_close(METHODS["pon"].score(gate, up, g), torch.tensor([4.0 * 7.0, 4.0 * 3.0]))
-    torch.testing.assert_close(METHODS["l2"].score(gate, up, g), torch.tensor([6**0.5 + 5.0, 4.0 + 3**0.5]))
-    assert METHODS["ppm-reverse"].keep == "lowest"
+    torch.testing.assert_close(score("vow", gate, up, g), gate.var(dim=1) + up.var(dim=1))
+    torch.testing.assert_close(score("pon", gate, up, g), torch.tensor([4.0 * 7.0, 4.0 * 3.0]))
+    torch.testing.assert_close(score("l2", gate, up, g), torch.tensor([6**0.5 + 5.0, 4.0 + 3**0.5]))
+    assert get("ppm-reverse").keep == "lowest"
 
 
 def test_selection_keeps_top_k_ascending_with_ties_to_the_lower_index():
@@ -104,7 +114,7 @@ def test_selection_keeps_top_k_ascending_with_ties_to_the_lower_index():
 
 def test_random_is_seeded():
     gate = torch.zeros(100, 4)
-    a = METHODS["random"].score(gate, gate, torch.Generator().manual_seed(7))
-    b = METHODS["random"].score(gate, gate, torch.Generator().manual_seed(7))
-    c = METHODS["random"].score(gate, gate, torch.Generator().manual_seed(8))
+    a = score("random", gate, gate, torch.Generator().manual_seed(7))
+    b = score("random", gate, gate, torch.Generator().manual_seed(7))
+    c = score("random", gate, gate, torch.Generator().manual_seed(8))
     assert torch.equal(a, b) and not torch.equal(a, c)

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
 
     loaded = load_bench_model(args.model, dtype=dtype, device=dev)
-    pruned = pruned_copy(loaded.model, spec) if spec is not None else None
+    pruned = pruned_copy(loaded.model, spec, loaded.tokenizer) if spec is not None else None
     outcome = bench.bench(
         loaded,
         pruned,

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     )
     set_threads(args.threads)
     loaded = load_model(args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code, device=device)
-    report = prune_model(loaded.model, spec) if spec is not None else None
+    report = prune_model(loaded.model, spec, loaded.tokenizer) if spec is not None else None
     outcome = evaluate(
         loaded,
         report,

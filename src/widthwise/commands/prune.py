@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     loaded = load_model(args.model, trust_remote_code=args.trust_remote_code)
-    report = prune_model(loaded.model, spec)
+    report = prune_model(loaded.model, spec, loaded.tokenizer)
     manifest = {
         **report.as_dict(),
         "source": args.model,

@@ -60,9 +60,16 @@ def data_checksums(sources: dict[str, Source]) -> dict[str, Any]:
 
 
 def cache_key(
-    weights_sha: str, settings: Mapping[str, Any], checksums: Mapping[str, Any], runtime: Mapping[str, Any]
+    weights_sha: str,
+    settings: Mapping[str, Any],
+    checksums: Mapping[str, Any],
+    runtime: Mapping[str, Any],
+    pruner: Mapping[str, Any] | None = None,
 ) -> str:
-    """runtime: device and thread count, which can move floating-point results (not a comparison setting)."""
+    """runtime: device and thread count, which can move floating-point results (not a comparison setting).
+    pruner: provenance.pruner of a pruned model (the method's package, version and source hash, the
+    calibration documents' hash): a plug-in's code lies outside code_sha256, and the same weights reached
+    by other code or other calibration data are another Result's provenance."""
     v = versions()
     material = {
         "cache_version": CACHE_VERSION,
@@ -77,6 +84,8 @@ def cache_key(
         "code_sha256": code_sha256(),
         "versions": {k: v[k] for k in ("widthwise", "torch", "transformers", "lm_eval")},
     }
+    if pruner is not None:
+        material["pruner"] = dict(pruner)
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 

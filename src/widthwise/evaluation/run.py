@@ -135,7 +135,7 @@ def evaluate(
 
     from widthwise.device import of_tensor_device
     from widthwise.models import describe, weights_sha256
-    from widthwise.results import code_provenance, new_result, read_result, write_result
+    from widthwise.results import code_provenance, new_result, pruner_of, read_result, write_result
 
     t0 = time.perf_counter()
     say = log or (lambda msg: None)
@@ -171,7 +171,7 @@ def evaluate(
         "devices": inputs.devices,
         "scoring": scoring_used,
     }
-    key = cache_key(weights, settings, checksums, runtime)
+    key = cache_key(weights, settings, checksums, runtime, pruner_of(pruning))
     cfile = cache_path(key)
     if families is not None:
         unknown = sorted(set(families) - {it.spec.name for it in task_items})
