@@ -38,7 +38,9 @@ from widthwise.prune import PruneSpec, canonical_method, width_from_pct
 from widthwise.results import atomic_write_text, read_result, write_result
 from widthwise.widths import pct_in
 
-CONTROLS = ("random", "ppm-reverse")  # what a bare --controls runs
+# What a bare --controls runs: random selection and the method's own reverse (`reverse` in a list of
+# controls is the swept method's reverse: ppm-reverse for ppm, wanda-reverse for a plug-in's wanda).
+CONTROLS = ("random", "reverse")
 CHECKPOINTS = "checkpoints"  # DIR/checkpoints/<cache key>/<task>.checkpoint.json, per unfinished evaluation
 
 
@@ -92,33 +94,60 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def parse_controls(text: str) -> tuple[str, ...]:
-    """`random,ppm-reverse` -> the controls, each a registered pruning method; `none` -> none."""
+def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
+    """`ppm` or `wanda,gate-up-down` -> the methods a sweep prunes with, each registered, in order."""
+    names = [m.strip() for m in text.split(",")] if isinstance(text, str) else list(text)
+    names = [m for m in names if m]
+    if not names:
+        raise WidthwiseError("--method is empty")
+    try:
+        return tuple(dict.fromkeys(canonical_method(m) for m in names))
+    except WidthwiseError as e:
+        raise WidthwiseError(f"--method {text}: {e}") from None
+
+
+def swept(methods: Sequence[str]) -> tuple[str, ...]:
+    """The methods a sweep runs: PPM, the paper's, first as the reference every other method's claims and
+    report are read beside, then the methods asked for."""
+    return tuple(dict.fromkeys(("ppm", *methods)))
+
+
+def parse_controls(text: str, methods: str | Sequence[str] = ("ppm",)) -> tuple[str, ...]:
+    """`random,reverse` -> the controls, each a registered pruning method (`reverse`: each of `methods`'s
+    own, e.g. ppm-reverse for ppm); `none` -> none."""
+    from widthwise.pruners import reverse_of
+
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     names = [c.strip() for c in text.split(",") if c.strip()]
     if names == ["none"]:
         return ()
     if not names:
         raise WidthwiseError("--controls is empty (name controls, or `none`)")
+    out: list[str] = []
     try:
-        return tuple(dict.fromkeys(canonical_method(c) for c in names))
+        for c in names:
+            out += [reverse_of(m) for m in methods] if c == "reverse" else [canonical_method(c)]
     except WidthwiseError as e:
         raise WidthwiseError(f"--controls {text}: {e}") from None
+    return tuple(dict.fromkeys(out))
 
 
 def plan(
     pcts: Sequence[float],
-    method: str = "ppm",
+    method: str | Sequence[str] = "ppm",
     controls: bool | Sequence[str] = False,
     control_pcts: Sequence[float] = (),
 ) -> list[Config]:
-    """Base first (always: every claim compares against it), then the method, then the controls
-    (`controls`: True for CONTROLS, or the methods to run)."""
-    method = canonical_method(method)
+    """Base first (always: every claim compares against it), then PPM (the reference, when other methods
+    are swept) and the methods, then the controls (`controls`: True for CONTROLS of the methods asked
+    for, or the control methods to run)."""
+    asked = parse_methods(method)
+    methods = swept(asked)
     configs = [Config("base", 0.0)]
-    configs += [Config(method, float(p)) for p in pcts if p > 0]
-    chosen = CONTROLS if controls is True else (controls or ())
+    configs += [Config(m, float(p)) for m in methods for p in pcts if p > 0]
+    chosen = parse_controls(",".join(CONTROLS), asked) if controls is True else (controls or ())
     for c in map(canonical_method, chosen):
-        if c != method:
+        if c not in methods:
             configs += [Config(c, float(p)) for p in (control_pcts or pcts) if p > 0]
     return configs
 
@@ -476,7 +505,7 @@ def eval_stage(
     inputs = check_inputs(suite, device=device, **kw)  # refuse before loading anything
     set_threads()
     loaded = load_model(model, device=inputs.device)
-    report = prune_model(loaded.model, config.spec) if config.spec else None
+    report = prune_model(loaded.model, config.spec, loaded.tokenizer) if config.spec else None
     outcome = evaluate(loaded, report, inputs, checkpoints=checkpoints, families=families, log=_log)
     if families is None:
         assert outcome.result is not None
@@ -508,7 +537,7 @@ def bench_stage(
     loaded = load_bench_model(model, dtype=dev.dtype_name, device=dev)
     outcome = run_bench(
         loaded,
-        pruned_copy(loaded.model, config.spec),
+        pruned_copy(loaded.model, config.spec, loaded.tokenizer),
         bench,
         device=dev,
         tier=get_suite(suite).tier,

@@ -23,7 +23,9 @@ HELP = "Prune, evaluate and bench a model at every configuration, then check the
 # evaluation would gate nothing. Three evaluations spread over two workers in units of task families
 # (widthwise.schedule) fit the 15-minute goal on a machine whose 1-thread GEMM probe reads 200 GFLOP/s.
 DEFAULT_PCTS = "0,40"
-DEFAULT_CONTROLS = "ppm-reverse"  # with the default --pcts; an explicit --pcts runs no control unless asked
+# With the default --pcts, the swept method's own reverse (ppm-reverse for ppm); an explicit --pcts runs
+# no control unless asked.
+DEFAULT_CONTROLS = "reverse"
 # On CPU suites the bench is a short, fixed-length probe; GPU runners use the full workloads.
 CPU_BENCH_ARGS = "--workloads mmlu --prompts 8 --new-tokens 16 --repeats 5"
 
@@ -38,9 +40,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pcts",
-        help=f"pruning percentages, 0 = base (default {DEFAULT_PCTS}, with the {DEFAULT_CONTROLS} control)",
+        help=f"pruning percentages, 0 = base (default {DEFAULT_PCTS}, with the method's reverse as control)",
     )
-    p.add_argument("--method", default="ppm", help="neuron importance (default ppm)")
+    p.add_argument(
+        "--method",
+        default="ppm",
+        help="neuron importance (default ppm): a built-in or an installed plug-in (`widthwise methods`), or "
+        "several, comma-separated; PPM, the paper's method, always runs beside the others as their reference",
+    )
     p.add_argument("--suite", default="cpu", help="evaluation suite (default cpu)")
     p.add_argument(
         "--bench", action=argparse.BooleanOptionalAction, default=True, help="run the efficiency bench"
@@ -60,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const=",".join(sweep.CONTROLS),
         metavar="C,...",
-        help=f"also run these ablation controls (bare --controls: {', '.join(sweep.CONTROLS)}; none: no "
+        help=f"also run these ablation controls at the same widths (bare --controls: "
+        f"{', '.join(sweep.CONTROLS)}, where reverse is the method's own, e.g. ppm-reverse; none: no "
         f"control); default {DEFAULT_CONTROLS} with the default --pcts, none with an explicit --pcts",
     )
     p.add_argument("--control-pcts", help="pcts for the controls (default: the same as --pcts)")
@@ -126,7 +134,9 @@ def configs_of(args: argparse.Namespace) -> list:
         args.controls if args.controls is not None else (DEFAULT_CONTROLS if args.pcts is None else "none")
     )
     control_pcts = sweep.parse_pcts(args.control_pcts) if args.control_pcts else ()
-    return sweep.plan(pcts, args.method, sweep.parse_controls(controls), control_pcts)
+    return sweep.plan(
+        pcts, args.method, sweep.parse_controls(controls, sweep.parse_methods(args.method)), control_pcts
+    )
 
 
 def regression_dir(args: argparse.Namespace) -> Path | None:
@@ -154,7 +164,6 @@ def run(args: argparse.Namespace) -> int:
     from widthwise.device import resolve as resolve_device
     from widthwise.errors import WidthwiseError
     from widthwise.evaluation import backends, get_suite
-    from widthwise.prune import canonical_method
     from widthwise.results import collect_results
 
     if args.dry_run:
@@ -189,9 +198,9 @@ def run(args: argparse.Namespace) -> int:
     bench_pcts = sweep.parse_pcts(args.bench_pcts) if args.bench_pcts else None
     if bench_pcts is not None and not set(bench_pcts) <= {p for p in pcts if p > 0}:
         raise WidthwiseError(f"--bench-pcts {args.bench_pcts}: every one must be a pruned width of --pcts")
-    method = canonical_method(args.method)
-    # The method's widths are benched, not the controls' (the same shapes, timed again).
-    controlled = any(not c.is_base and c.method != method for c in configs)
+    methods = sweep.swept(sweep.parse_methods(args.method))
+    # The methods' widths are benched, not the controls' (the same shapes, timed again).
+    controlled = any(not c.is_base and c.method not in methods for c in configs)
     request = {
         "bench": args.bench,
         "bench_pcts": bench_pcts,
@@ -219,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         planned=configs,
         shard_label=f"{which[0]}/{which[1]}" if which is not None else None,
         bench_pcts=bench_pcts,
-        bench_methods=[method] if controlled else None,
+        bench_methods=list(methods) if controlled else None,
         # Each family's measured seconds in the suite's stored baselines weigh the units of work that
         # balance the workers (widthwise.schedule).
         profiles=collect_results([stored]) if stored is not None and jobs > 1 else (),
