@@ -62,7 +62,7 @@ def check(
         verdicts,
         unchecked(claims, verdicts),
         a.coverage,
-        waivers_used(claims, verdicts),
+        waivers_used(a.claims, verdicts),
         a.chance,
         list(getattr(claims, "demotions", [])),
     )

@@ -7,7 +7,8 @@ model are present or planned, a planned or required configuration with no Result
 unless the claim waives that tier with a reason (`optional`): a value that cannot be measured or paired
 there is then `waived`, listed in the report; a missing one still fails.
 A claim still does not apply where it selects nothing the run planned (e.g. a control at a width no plan or
-tier rule names); those are listed as not applicable.
+tier rule names); those are listed as not applicable. Every claim stated on PPM also applies, as its twin
+`<id>@<method>`, to each other method a measured tier ran for its own sake (claims/subjects.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from widthwise.claims.evidence import applies_to_model, selected
 from widthwise.claims.kinds.pairwise import check_pooled
 from widthwise.claims.registry import KINDS
 from widthwise.claims.spec import MEASURED, Claim
+from widthwise.claims.subjects import with_subjects
 from widthwise.claims.verdict import WAIVABLE, Verdict, failing, reported, waived
 from widthwise.names import model_key
 from widthwise.plan import Plan
@@ -79,6 +81,7 @@ class Assessment:
     verdicts: list[Verdict]
     coverage: list[coverage.Row]  # planned or required versus present
     chance: list[Distance]  # each claimed metric's distance above chance, per group
+    claims: list[Claim]  # the claims judged: those given, and their twins for other methods (subjects.py)
 
 
 def assess(
@@ -89,11 +92,12 @@ def assess(
     the distance above chance of every metric a verdict was reached on."""
     groups = group_results(results)
     rows, gaps = coverage.complete(groups, plans, getattr(claims, "tiers", {}), MEASURED)
+    claims = with_subjects(claims, groups)
     verdicts = judge(claims, groups)
     judged = {(v.tier, v.model) for v in verdicts}
     metrics = [m for c in claims if any(v.claim == c.id for v in verdicts) for m in c.metrics]
     near = distances([g for g in groups if (g.tier, g.model) in judged], metrics)
-    return Assessment(verdicts + gaps, rows, near)
+    return Assessment(verdicts + gaps, rows, near, claims)
 
 
 def evaluate(

@@ -29,6 +29,7 @@ from widthwise.report.tables import (
     departures,
     design_text,
     gaps_markdown,
+    methods_markdown,
     metric_table,
     power_text,
     summary_line,
@@ -82,6 +83,7 @@ def _claims_md(
         return [f"### {title}", "", "No claim applies to these Results.", ""]
     return [
         verdict_markdown(mine, title),
+        methods_markdown(mine),
         gaps_markdown(
             [r for r in coverage if r.tier in tiers],
             [w for w in waivers if w[1] in tiers],
@@ -216,14 +218,14 @@ def report(
         paper = paper_baselines()
     if paper is not None:
         results += collect_results([paper])
-    verdicts, error, rows, near = None, None, [], []
+    verdicts, error, rows, near, judged = None, None, [], [], claims
     if claims is not None:
         try:
             a = assess(claims, results, plans)
-            verdicts, rows, near = [*a.verdicts, *regression], a.coverage, a.chance
+            verdicts, rows, near, judged = [*a.verdicts, *regression], a.coverage, a.chance, a.claims
         except WidthwiseError as e:
             error = str(e)
-    used = waivers_used(claims, verdicts) if (claims is not None and verdicts) else []
+    used = waivers_used(judged, verdicts) if (judged is not None and verdicts) else []
     idle = unchecked(claims, verdicts) if (claims is not None and verdicts is not None) else []
     rates = pass_rates_section(claims, results) if (pass_rates and claims is not None) else None
     demoted = list(getattr(claims, "demotions", [])) if claims is not None else []

@@ -19,6 +19,7 @@ from typing import Any
 
 from widthwise.claims.evidence import paired_records, samples, scored_by, standard_error
 from widthwise.claims.metrics import EVAL, metric_info
+from widthwise.claims.subjects import is_control
 from widthwise.errors import WidthwiseError
 from widthwise.names import model_key, short_name, slug
 from widthwise.points import Group
@@ -222,34 +223,42 @@ def draw_metric(ax: Any, groups: Sequence[Group], metric: str, colours: Sequence
     return curves
 
 
+_METHOD_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
 def draw_dichotomy(ax: Any, group: Group, colours: Sequence[str]) -> list[Curve]:
-    """Change from base, in percent, of the knowledge metrics (solid) and the robust ones (dashed) of
-    one model's method curve onto `ax`; one colour per metric in every model's plot, so they read side
-    by side."""
+    """Change from base, in percent, of the knowledge metrics (solid) and the robust ones (dashed) onto
+    `ax`, a line per method the group ran for its own sake (PPM first, then each other, by marker; the
+    controls are left to the metric plots); one colour per metric in every model's plot, so they read
+    side by side."""
     curves = []
-    methods = methods_of(group)
+    methods = [m for m in methods_of(group) if not is_control(m)] or methods_of(group)[:1]
     for i, metric in enumerate(DICHOTOMY):
-        xs, ys, es = _series(group, metric, relative=True, method=methods[0] if methods else None)
-        if len(xs) < 2:
-            continue
-        change = [100 * (y - 1) for y in ys]
-        half = [None if e is None else 100 * e for e in es]
-        label = metric.split(",")[0]
-        ls = "-" if metric in KNOWLEDGE else "--"
-        colour = colours[i % len(colours)]
-        ax.plot(xs, change, marker="o", ms=4, color=colour, ls=ls, label=label)
-        curve = _curve(label, xs, change, half)
-        known = [j for j, lo in enumerate(curve.lower) if lo is not None]
-        if known:
-            ax.fill_between(
-                [xs[j] for j in known],
-                [curve.lower[j] for j in known],
-                [curve.upper[j] for j in known],
-                color=colour,
-                alpha=0.12,
-                lw=0,
+        for j, method in enumerate(methods or [None]):
+            xs, ys, es = _series(group, metric, relative=True, method=method)
+            if len(xs) < 2:
+                continue
+            change = [100 * (y - 1) for y in ys]
+            half = [None if e is None else 100 * e for e in es]
+            label = metric.split(",")[0] + (f" ({method})" if len(methods) > 1 else "")
+            ls = "-" if metric in KNOWLEDGE else "--"
+            colour = colours[i % len(colours)]
+            marker = _METHOD_MARKERS[j % len(_METHOD_MARKERS)]
+            ax.plot(
+                xs, change, marker=marker, ms=4, color=colour, ls=ls, label=label, alpha=1 if j == 0 else 0.8
             )
-        curves.append(curve)
+            curve = _curve(label, xs, change, half)
+            known = [k for k, lo in enumerate(curve.lower) if lo is not None]
+            if known and j == 0:  # one band per metric, the reference's: more would hide the lines
+                ax.fill_between(
+                    [xs[k] for k in known],
+                    [curve.lower[k] for k in known],
+                    [curve.upper[k] for k in known],
+                    color=colour,
+                    alpha=0.12,
+                    lw=0,
+                )
+            curves.append(curve)
     if len(curves) < 2:
         return curves
     # The axis fits the points: a band wider than that (GSM8K's 16 documents) runs off it, which is what
@@ -263,8 +272,13 @@ def draw_dichotomy(ax: Any, group: Group, colours: Sequence[str]) -> list[Curve]
     ax.set_ylabel("change from base model (%)")
     bands = any(lo is not None for c in curves for lo in c.lower)
     ax.set_title(
-        f"{short_name(group.model)} [{group.tier}]\n"
-        "solid: knowledge and commonsense; dashed: IFEval, TruthfulQA, MuSR"
+        f"{short_name(group.model)} [{group.tier}]"
+        + (
+            f" — {', '.join(f'{m} {_METHOD_MARKERS[j % 6]}' for j, m in enumerate(methods))}"
+            if len(methods) > 1
+            else ""
+        )
+        + "\nsolid: knowledge and commonsense; dashed: IFEval, TruthfulQA, MuSR"
         + (f"\nbands: {INTERVAL} of the change (paired where per-document records exist)" if bands else ""),
         fontsize=9,
     )

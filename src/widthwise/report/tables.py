@@ -14,6 +14,7 @@ from widthwise.claims.check import Check
 from widthwise.claims.coverage import Row
 from widthwise.claims.gating import Demotion
 from widthwise.claims.metrics import metric_info
+from widthwise.claims.subjects import REFERENCE, split_id
 from widthwise.claims.verdict import Verdict, failing, fmt
 from widthwise.names import short_name
 from widthwise.points import Group
@@ -299,6 +300,37 @@ def exit_line(verdicts: Sequence[Verdict]) -> str:
     return "exit 0: no gating check failed or lacked evidence"
 
 
+def _cell(vs: Sequence[Verdict]) -> str:
+    """One method's verdicts on one claim, in a word: the worst of them, gating or reported."""
+    if not vs:
+        return "—"
+    if any(failing(v) for v in vs):
+        bad = [v for v in vs if failing(v)]
+        return f"{_MARK[bad[0].verdict].upper()} ({len(bad)}/{len(vs)})"
+    if all(v.verdict == "reported" for v in vs):
+        held = sum(v.observed.startswith("holds") for v in vs)
+        return f"reported ({held}/{len(vs)} hold)"
+    return ", ".join(dict.fromkeys(_MARK[v.verdict] for v in vs)) + f" ({len(vs)})"
+
+
+def method_rows(verdicts: Sequence[Verdict]) -> tuple[list[str], list[list[Any]]]:
+    """Each claim stated on PPM against its twins for the other methods (claims/subjects.py), a column per
+    method, PPM first: (headers, rows); no rows when only PPM was judged."""
+    by: dict[tuple[str, str, str], dict[str, list[Verdict]]] = {}
+    for v in verdicts:
+        head, method = split_id(v.claim)
+        by.setdefault((head, v.tier, short_name(v.model)), {}).setdefault(method, []).append(v)
+    methods = sorted({m for cells in by.values() for m in cells}, key=lambda m: (m != REFERENCE, m))
+    if methods == [REFERENCE] or not methods:
+        return [], []
+    rows = [
+        [f"{head} [{tier}]", model, *(_cell(cells.get(m, [])) for m in methods)]
+        for (head, tier, model), cells in by.items()
+        if len(cells) > 1 or REFERENCE not in cells
+    ]
+    return ["claim", "model", *methods], rows
+
+
 def check_text(chk: Check) -> str:
     """What `widthwise check` prints, sized to a screen: the gating verdicts (the regression gate's that
     hold folded per configuration), one line per reported-only claim, one line each for planned versus
@@ -310,6 +342,13 @@ def check_text(chk: Check) -> str:
     reported_only = reported_rows(chk)
     if reported_only:
         lines += ["", tabulate(reported_only, REPORTED_HEADERS, disable_numparse=True)]
+    headers, side = method_rows(verdicts)
+    if side:
+        lines += [
+            "",
+            "methods side by side (each claim stated on PPM, judged on every method the run swept):",
+        ]
+        lines.append(tabulate(side, headers, tablefmt="simple", disable_numparse=True))
     lines.append("")
     if chk.coverage:
         lines.append(coverage_line(chk.coverage))
@@ -372,9 +411,24 @@ def gaps_markdown(
     return md
 
 
+def methods_markdown(verdicts: Sequence[Verdict]) -> str:
+    headers, rows = method_rows(verdicts)
+    if not rows:
+        return ""
+    return (
+        "\n**Methods side by side**: each claim stated on PPM, judged on every method the run swept "
+        "(`<claim>@<method>` in the tables above).\n\n"
+        + tabulate(
+            [[_md_cell(c) for c in r] for r in rows], headers, tablefmt="github", disable_numparse=True
+        )
+        + "\n"
+    )
+
+
 def check_markdown(chk: Check) -> str:
     """The step summary of a check: the table, planned versus present, waivers, what did not apply."""
-    md = verdict_markdown(chk.verdicts) + gaps_markdown(chk.coverage, chk.waivers, chk.chance)
+    md = verdict_markdown(chk.verdicts) + methods_markdown(chk.verdicts)
+    md += gaps_markdown(chk.coverage, chk.waivers, chk.chance)
     md += demotions_markdown(chk.demotions)
     if chk.not_applicable:
         md += f"\nNot applicable to these Results: {', '.join(chk.not_applicable)}\n"
