@@ -70,6 +70,24 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-n", "auto", "--durations=15", *session.posargs, env=_env())
 
 
+EXAMPLE_PLUGINS = ROOT / "examples" / "widthwise-example-pruners"
+
+
+@nox.session(name="plugins")
+def plugins(session: nox.Session) -> None:
+    """The worked plug-in example as a user runs it: pip-install examples/widthwise-example-pruners, list
+    the methods, and sweep both on the smoke suite with their controls beside PPM (`runs/plugins/report`).
+    The smoke suite's few documents and its lack of gsm8k_gold gate nothing, so the check's exit 1 is
+    accepted here; tests/integration/test_example_plugins.py asserts every method and control was judged."""
+    install_cpu(session)
+    session.install("--no-deps", str(EXAMPLE_PLUGINS))
+    session.run("widthwise", "methods", env=_env())
+    methods = "gate-up-down,wanda-mlp"
+    out = "runs/plugins"
+    argv = ["--suite", "smoke", "--method", methods, "--controls", "--no-bench", "--out", out]
+    session.run("widthwise", "sweep", *argv, *session.posargs, env=_env(), success_codes=[0, 1])
+
+
 @nox.session(name="claims-paper")
 def claims_paper(session: nox.Session) -> None:
     """The paper tier: every claim in thresholds.toml against the paper's own tables (seconds)."""
