@@ -16,6 +16,9 @@ from typing import Any
 # The paper's v1 name for PPM. widthwise.prune validates a name against its registry; this only
 # canonicalises, so a claim or a stored Result can be read without importing torch.
 METHOD_ALIASES = {"maw": "ppm"}
+# Every pruning method's ablation control keeping the other end of its scores is `<name>-reverse`
+# (widthwise.pruners makes them; claims and reports tell controls from methods by it).
+REVERSE = "-reverse"
 
 
 def canonical_method(name: str) -> str:

@@ -37,11 +37,10 @@ from typing import Any
 import torch
 
 from widthwise.errors import WidthwiseError
-from widthwise.names import METHOD_ALIASES
+from widthwise.names import METHOD_ALIASES, REVERSE
 
 GROUP = "widthwise.pruners"
 PLUGINS_ENV = "WIDTHWISE_PLUGINS"
-REVERSE = "-reverse"
 KEEPS = ("highest", "lowest")
 # What a method may ask to see of the calibration documents (widthwise.calibration), per layer:
 #   inputs        the MLP's input (post-attention RMSNorm), [tokens, hidden]
@@ -266,12 +265,18 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return list(seen.values())
 
 
+def _own_version() -> str | None:
+    try:
+        return importlib.metadata.version("widthwise")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return None
+
+
 @functools.cache
 def _registry(allowed: frozenset[str] | None) -> dict[str, Method]:
-    from widthwise import __version__
-
+    version = _own_version()
     methods = {
-        n: _method(n, fn, package="widthwise", version=__version__, entry_point=None)
+        n: _method(n, fn, package="widthwise", version=version, entry_point=None)
         for n, fn in _BUILTIN.items()
     }
     eps = _entry_points()

@@ -92,3 +92,19 @@ def test_controls_are_not_subjects_and_the_paper_tier_gets_no_twins(claims, at_4
     gated = [c for c in with_subjects(claims, groups) if c.id.endswith("@" + PLUGIN)]
     reported = [c for c in gated if c.reported("cpu")]
     assert reported and all(c.reported("cpu").startswith("as for PPM (") for c in reported)
+
+
+def test_the_regression_gate_compares_a_plugin_with_its_own_stored_baseline(at_40):
+    from widthwise.claims import regression
+    from widthwise.errors import WidthwiseError
+
+    _, ppm, rev = at_40
+    stored = [relabelled(ppm, PLUGIN)]  # what `baseline update` stored for the plug-in at 40%
+    held = regression.check([relabelled(ppm, PLUGIN)], stored)
+    assert held and {v.verdict for v in held} == {"holds"}
+    # A change to the plug-in that moves which neurons it keeps is caught document by document.
+    changed = regression.check([relabelled(rev, PLUGIN)], stored)
+    assert "fails" in {v.verdict for v in changed}
+    # And it is never compared with PPM's baseline in its place.
+    with pytest.raises(WidthwiseError, match="no stored baseline for .* acme"):
+        regression.check([relabelled(ppm, PLUGIN)], [ppm])

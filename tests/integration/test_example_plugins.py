@@ -5,6 +5,7 @@ default model runs each beside PPM, with each method's own reverse and random, a
 This is CI's smoke sweep of the example (`.ci/run` -> `nox -s tests`)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def installed(tmp_path_factory) -> dict[str, str]:
     # widthwise and torch are installed already; offline, the build uses this environment's setuptools.
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
     subprocess.run([*cmd, "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
-    return {"PYTHONPATH": str(site)}
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
 
 
 def test_pip_install_then_widthwise_methods_lists_both(installed):

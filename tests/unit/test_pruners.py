@@ -230,3 +230,33 @@ def test_the_eval_cache_key_covers_the_pruner():
     b = cache_key("w", {}, {}, {}, {"source_sha256": "a", "calibration": {"sha256": "y"}})
     c = cache_key("w", {}, {}, {}, {"source_sha256": "b", "calibration": {"sha256": "x"}})
     assert len({base, a, b, c}) == 4
+
+
+def test_prune_eval_and_bench_take_a_plugin_by_name(plugin, tmp_path, capsys):
+    import json
+
+    from widthwise.commands import bench
+    from widthwise.commands import eval as eval_command
+    from widthwise.commands import prune as prune_command
+
+    model_dir = tmp_path / "tiny"
+    tiny_model().save_pretrained(model_dir)
+    out = tmp_path / "pruned"
+    code, stdout, err = run_cli(
+        ["prune", str(model_dir), "--method", "down-norm", "--pct", "25", "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    manifest = json.loads((out / "widthwise.json").read_text())
+    assert manifest["method"] == "down-norm" and manifest["intermediate_size"] == 48
+    assert (manifest["pruner"]["package"], manifest["pruner"]["version"]) == ("acme-pruners", "1.4.2")
+    # eval and bench read --method through the same arguments: a plug-in's name is a PruneSpec.
+    import argparse
+
+    from widthwise.prune import spec_from_args
+
+    extra = {eval_command: ["--suite", "smoke"], prune_command: ["--out", "x"], bench: []}
+    for command, more in extra.items():
+        p = argparse.ArgumentParser()
+        command.add_arguments(p)
+        spec = spec_from_args(p.parse_args(["m", "--pct", "25", "--method", "down-norm-reverse", *more]))
+        assert (spec.method, spec.pct) == ("down-norm-reverse", 25)

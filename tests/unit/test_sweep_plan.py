@@ -126,3 +126,24 @@ def test_controls_are_chosen_by_name():
     for bad in ("", "nope"):
         with pytest.raises(WidthwiseError, match="--controls"):
             parse_controls(bad)
+
+
+def test_each_method_gets_its_own_reverse_and_ppm_runs_beside_another_method():
+    from widthwise.sweep import parse_controls, parse_methods
+
+    assert parse_controls("reverse") == ("ppm-reverse",)
+    assert parse_controls("random,reverse", ("vow", "l2")) == ("random", "vow-reverse", "l2-reverse")
+    assert [c.label for c in plan([0, 40], "vow,l2", True)] == [
+        "base",
+        "ppm-pct40",  # the reference the report sets the others beside
+        "vow-pct40",
+        "l2-pct40",
+        "random-pct40",
+        "vow-reverse-pct40",
+        "l2-reverse-pct40",
+    ]
+    assert parse_methods("maw, vow") == ("ppm", "vow")
+    with pytest.raises(WidthwiseError, match="random has no reverse"):
+        parse_controls("reverse", ("random",))
+    with pytest.raises(WidthwiseError, match="--method wanda: unknown method 'wanda'"):
+        parse_methods("wanda")

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from widthwise.claims.spec import MEASURED, Claim
+from widthwise.names import REVERSE
 from widthwise.points import Group
 
 REFERENCE = "ppm"
-REVERSE = "-reverse"  # widthwise.pruners.REVERSE, without importing torch
 SEP = "@"
 
 

@@ -1,5 +1,5 @@
-"""widthwise sweep [MODEL] [--pcts P,...] [--suite S] [--no-bench] [--controls [C,...]] [--shard i/n]
-                [--no-check] [--regression DIR|none] [--out DIR]
+"""widthwise sweep [MODEL] [--pcts P,...] [--method M[,M...]] [--suite S] [--no-bench] [--controls [C,...]]
+                [--shard i/n] [--no-check] [--regression DIR|none] [--out DIR]
 
 widthwise sweep --dry-run [--json] [--gpu DEVICE] [--runners N] [--models M,...] [--calibrate DIR ...]
     the GPU job (src/widthwise/gpujob.toml): every shard's configuration, estimated hours and exact
