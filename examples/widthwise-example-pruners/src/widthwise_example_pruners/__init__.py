@@ -13,6 +13,8 @@ def gate_up_down(layer: widthwise.Layer) -> torch.Tensor:
 
 @widthwise.pruner(calibration="intermediate")
 def wanda_mlp(layer: widthwise.Layer) -> torch.Tensor:
-    """Wanda-style: L2 norm of the neuron's activation over the calibration documents times the L1 norm
-    of its down_proj column (|W| * ||X|| summed over the outputs it feeds)."""
+    """Wanda-style: the activation's L2 norm over the calibration tokens times its down_proj column's L1.
+
+    Wanda scores a weight |W_ji| * ||X_i||; summed over the outputs j that neuron i feeds, that is
+    ||X_i|| * sum_j |down_ji|, with X the intermediate activation act(gate x) * (up x)."""
     return layer.intermediate.norm(dim=0) * layer.down.abs().sum(dim=0)
