@@ -74,11 +74,18 @@ def documents(n: int = DOCUMENTS) -> Documents:
 
 @dataclass(frozen=True)
 class Activations:
-    """Per layer, what the method asked for (absent keys: not asked)."""
+    """Per layer, what the method asked for (None: not asked)."""
 
     inputs: list[torch.Tensor] | None
     intermediate: list[torch.Tensor] | None
     provenance: dict[str, Any]
+
+    def at(self, layer: int) -> dict[str, torch.Tensor | None]:
+        """One layer's activations, as widthwise.pruners.Layer's fields of the same names."""
+        return {
+            "inputs": None if self.inputs is None else self.inputs[layer],
+            "intermediate": None if self.intermediate is None else self.intermediate[layer],
+        }
 
 
 def collect(

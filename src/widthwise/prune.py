@@ -271,8 +271,7 @@ def plan(
             up=mlp.up_proj.weight.to(torch.float32, copy=True),
             down=mlp.down_proj.weight.to(torch.float32, copy=True),
             generator=g,
-            inputs=acts.inputs[i] if acts is not None and acts.inputs is not None else None,
-            intermediate=acts.intermediate[i] if acts is not None and acts.intermediate is not None else None,
+            **(acts.at(i) if acts is not None else {}),
         )
         with torch.no_grad():
             scores = checked_scores(m.score(layer), intermediate, m.name, i)

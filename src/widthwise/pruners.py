@@ -89,6 +89,11 @@ class Method:
     def builtin(self) -> bool:
         return self.entry_point is None
 
+    @property
+    def reverse(self) -> str | None:
+        """The name of this method's reverse control; None for a reverse or a method that has none."""
+        return self.name + REVERSE if self.reversible and self.reverse_of is None else None
+
     def provenance(self) -> dict[str, Any]:
         """Which code chose the neurons: recorded in every pruned Result (provenance.pruner)."""
         return {
@@ -101,12 +106,15 @@ class Method:
         }
 
 
-def pruner(*, keep: str = "highest", calibration: str | tuple[str, ...] | None = None) -> Callable:
-    """Mark a score function with what it needs (a plug-in's decorator; the entry point registers it)."""
+def pruner(
+    *, keep: str = "highest", calibration: str | tuple[str, ...] | None = None, reversible: bool = True
+) -> Callable:
+    """Mark a score function with what it needs (a plug-in's decorator; the entry point registers it).
+    reversible=False: its scores carry no order to turn round (random), so it gets no `-reverse`."""
     needs = (calibration,) if isinstance(calibration, str) else tuple(calibration or ())
 
     def mark(fn: ScoreFn) -> ScoreFn:
-        setattr(fn, _ATTR, {"keep": keep, "calibration": needs})
+        setattr(fn, _ATTR, {"keep": keep, "calibration": needs, "reversible": reversible})
         return fn
 
     return mark
@@ -167,9 +175,7 @@ _BUILTIN: dict[str, ScoreFn] = {}
 
 def _builtin(name: str, **marks: Any) -> Callable[[ScoreFn], ScoreFn]:
     def register(fn: ScoreFn) -> ScoreFn:
-        pruner(**{k: v for k, v in marks.items() if k != "reversible"})(fn)
-        getattr(fn, _ATTR)["reversible"] = marks.get("reversible", True)
-        _BUILTIN[name] = fn
+        _BUILTIN[name] = pruner(**marks)(fn)
         return fn
 
     return register
@@ -291,13 +297,13 @@ def _registry(allowed: frozenset[str] | None) -> dict[str, Method]:
     for ep in eps:
         methods[ep.name] = _load_plugin(ep, set(methods))
     for m in list(methods.values()):
-        if m.reversible:
-            name = m.name + REVERSE
-            rev = replace(
-                m, name=name, keep="lowest" if m.keep == "highest" else "highest", reverse_of=m.name
-            )
-            methods[name] = replace(
-                rev, doc=f"{m.name} keeping the other end: an ablation control that should be worse than it"
+        if m.reverse is not None:
+            methods[m.reverse] = replace(
+                m,
+                name=m.reverse,
+                keep="lowest" if m.keep == "highest" else "highest",
+                reverse_of=m.name,
+                doc=f"{m.name} keeping the other end: an ablation control that should be worse than it",
             )
     return methods
 
@@ -337,6 +343,6 @@ def reverse_of(name: str) -> str:
     m = get(name)
     if m.reverse_of is not None:
         raise WidthwiseError(f"{name} is a reverse already; its control is {m.reverse_of}")
-    if not m.reversible:
+    if m.reverse is None:
         raise WidthwiseError(f"{name} has no reverse (its scores carry no order to turn round)")
-    return m.name + REVERSE
+    return m.reverse

@@ -115,20 +115,21 @@ def code_provenance() -> dict[str, Any]:
     return {"widthwise_version": v["widthwise"], "git_sha": v["widthwise_git_sha"], "versions": v}
 
 
+def _fields(pruning: Any) -> dict[str, Any]:
+    return pruning.as_dict() if hasattr(pruning, "as_dict") else dict(pruning)
+
+
 def pruning_entry(pruning: Any) -> dict[str, Any] | None:
     """The one pruning entry, from a PruneReport (or a mapping with its fields); None for the base model."""
     if pruning is None:
         return None
-    d = pruning.as_dict() if hasattr(pruning, "as_dict") else dict(pruning)
+    d = _fields(pruning)
     return {k: d.get(k) for k in PRUNING_KEYS}
 
 
 def pruner_of(pruning: Any) -> dict[str, Any] | None:
     """provenance.pruner of a PruneReport (or a mapping with its fields); None for the base model."""
-    if pruning is None:
-        return None
-    d = pruning.as_dict() if hasattr(pruning, "as_dict") else dict(pruning)
-    return d.get("pruner")
+    return None if pruning is None else _fields(pruning).get("pruner")
 
 
 def new_result(

@@ -29,7 +29,7 @@ def rows(reverses: bool = False) -> list[dict]:
                 "entry_point": m.entry_point or "built-in",
                 "keep": m.keep,
                 "calibration": ",".join(m.calibration) or "-",
-                "reverse": f"{m.name}{pruners.REVERSE}" if m.reversible and m.reverse_of is None else "-",
+                "reverse": m.reverse or "-",
                 "doc": (m.doc.splitlines() or [""])[0],
                 "source_sha256": m.source_sha256,
             }

@@ -226,6 +226,11 @@ def draw_metric(ax: Any, groups: Sequence[Group], metric: str, colours: Sequence
 _METHOD_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
+def _marker(j: int) -> str:
+    """The marker of the dichotomy plot's j-th method."""
+    return _METHOD_MARKERS[j % len(_METHOD_MARKERS)]
+
+
 def draw_dichotomy(ax: Any, group: Group, colours: Sequence[str]) -> list[Curve]:
     """Change from base, in percent, of the knowledge metrics (solid) and the robust ones (dashed) onto
     `ax`, a line per method the group ran for its own sake (PPM first, then each other, by marker; the
@@ -243,7 +248,7 @@ def draw_dichotomy(ax: Any, group: Group, colours: Sequence[str]) -> list[Curve]
             label = metric.split(",")[0] + (f" ({method})" if len(methods) > 1 else "")
             ls = "-" if metric in KNOWLEDGE else "--"
             colour = colours[i % len(colours)]
-            marker = _METHOD_MARKERS[j % len(_METHOD_MARKERS)]
+            marker = _marker(j)
             ax.plot(
                 xs, change, marker=marker, ms=4, color=colour, ls=ls, label=label, alpha=1 if j == 0 else 0.8
             )
@@ -273,11 +278,7 @@ def draw_dichotomy(ax: Any, group: Group, colours: Sequence[str]) -> list[Curve]
     bands = any(lo is not None for c in curves for lo in c.lower)
     ax.set_title(
         f"{short_name(group.model)} [{group.tier}]"
-        + (
-            f" — {', '.join(f'{m} {_METHOD_MARKERS[j % 6]}' for j, m in enumerate(methods))}"
-            if len(methods) > 1
-            else ""
-        )
+        + (f" — {', '.join(f'{m} {_marker(j)}' for j, m in enumerate(methods))}" if len(methods) > 1 else "")
         + "\nsolid: knowledge and commonsense; dashed: IFEval, TruthfulQA, MuSR"
         + (f"\nbands: {INTERVAL} of the change (paired where per-document records exist)" if bands else ""),
         fontsize=9,

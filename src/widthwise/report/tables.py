@@ -304,8 +304,8 @@ def _cell(vs: Sequence[Verdict]) -> str:
     """One method's verdicts on one claim, in a word: the worst of them, gating or reported."""
     if not vs:
         return "—"
-    if any(failing(v) for v in vs):
-        bad = [v for v in vs if failing(v)]
+    bad = [v for v in vs if failing(v)]
+    if bad:
         return f"{_MARK[bad[0].verdict].upper()} ({len(bad)}/{len(vs)})"
     if all(v.verdict == "reported" for v in vs):
         held = sum(v.observed.startswith("holds") for v in vs)
